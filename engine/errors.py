@@ -1,0 +1,28 @@
+"""Errors a user can hit, with a message they understand and a hint on what to do.
+
+The CLI and the TUI print `message` and `hint`; a traceback is shown only with --debug.
+"""
+
+from __future__ import annotations
+
+
+class TunedeckError(Exception):
+    """An error caused by the user's input or environment, not by a bug in tunedeck."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
+
+
+class ModelNotFoundError(TunedeckError):
+    """A model name that is neither embedded, a local model directory, nor a cached hub id."""
+
+
+class ModelLoadError(TunedeckError):
+    """A model that was found but could not be converted or loaded."""

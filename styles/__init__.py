@@ -1,0 +1,1 @@
+"""Textual CSS for the tunedeck app (data files only; shipped in the wheel)."""

@@ -1,0 +1,61 @@
+"""The real embedded default model: converted once, cached, and answering. Slow (~40 s)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import models
+from engine.models import DEFAULT_MODEL, MARKER, list_models, load_causal_lm, resolve_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One $TUNEDECK_HOME for the module, so the ~20 s conversion happens once."""
+    return tmp_path_factory.mktemp("real_model_home")
+
+
+@pytest.fixture(autouse=True)
+def use_converted_home(converted_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNEDECK_HOME", str(converted_home))
+
+
+def test_first_use_converts_with_progress_then_the_cache_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stages: list[tuple[str, float]] = []
+    path = resolve_model(DEFAULT_MODEL, lambda stage, fraction: stages.append((stage, fraction)))
+    assert (path / MARKER).is_file() and any(path.glob("*.safetensors"))
+    assert (path / "tokenizer.json").is_file()
+    fractions = [fraction for _, fraction in stages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(stages) >= 4
+    listed = {m.name: m for m in list_models()}
+    assert listed[DEFAULT_MODEL].status == "ready"
+
+    def no_second_conversion(*args, **kwargs):
+        raise AssertionError("the cached copy should have been used")
+
+    monkeypatch.setattr(models, "_convert_into", no_second_conversion)
+    assert resolve_model(DEFAULT_MODEL) == path
+
+
+def test_the_converted_default_answers_a_chat_prompt() -> None:
+    resolve_model(DEFAULT_MODEL)  # converted by the previous test, or now
+    started = time.monotonic()
+    model, tokenizer = load_causal_lm(DEFAULT_MODEL)
+    load_seconds = time.monotonic() - started
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+    answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert answer.strip(), "the model should produce non-empty text"
+    assert "Paris" in answer
+    print(f"load from cache: {load_seconds:.1f}s; answer: {answer!r}")

@@ -1,0 +1,1 @@
+"""tunedeck's terminal UI and command line. Imports engine; never imports torch."""

@@ -1,0 +1,82 @@
+"""The `tunedeck` command: the wizard with no subcommand, its scriptable twin otherwise.
+
+Each subcommand lives in `tui/commands/<name>.py` with `register(subparsers)` and
+`run(args) -> int`; they are imported only when chosen, so `tunedeck lint` never pays
+for Textual and `tunedeck` (the wizard) never pays for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import TunedeckError
+
+# Subcommand name -> module under tui.commands that implements it.
+COMMANDS: dict[str, str] = {
+    "lint": "lint",
+    "split": "split",
+    "train": "runs",
+    "runs": "runs",
+    "attach": "runs",
+    "stop": "runs",
+    "pause": "runs",
+    "resume": "runs",
+    "eval": "evaluate",
+    "export": "export",
+    "models": "models",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, every subcommand registered with its help text."""
+    parser = argparse.ArgumentParser(
+        prog="tunedeck",
+        description=(
+            "Fine-tune a language model with LoRA / QLoRA from the terminal: lint the data, "
+            "split it, pick hyperparameters, train as a detached job, compare against the "
+            "base model, export. With no subcommand, opens the wizard."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"tunedeck {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--data", metavar="PATH", help="wizard: dataset to open first")
+    parser.add_argument(
+        "--model", metavar="MODEL", default=None, help="wizard: model to start from"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in dict.fromkeys(COMMANDS.values()):
+        _command_module(module_name).register(subparsers)
+    return parser
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"tui.commands.{name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            from tui.app import run_app
+
+            return run_app(data=args.data, model=args.model)
+        return int(args.handler(args))
+    except TunedeckError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""tunedeck TUI widgets."""
