@@ -47,9 +47,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["train", "run.toml"], ["runs"], ["attach", "r1"], ["stop", "r1"], ["pause", "r1"],
-     ["resume", "r1"], ["eval", "r1"], ["export", "r1", "--out", "x"]],
-)  # fmt: skip
+    [["eval", "r1"], ["export", "r1", "--out", "x"]],
+)
 def test_unbuilt_commands_refuse_instead_of_pretending(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

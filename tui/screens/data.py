@@ -68,7 +68,7 @@ class DataScreen(Screen[None]):
     @on(Loaded)
     def show_dataset(self, message: Loaded) -> None:
         self.dataset = dataset = message.dataset
-        skipped = len(dataset.skipped) if hasattr(dataset, "skipped") else 0
+        skipped = len(dataset.skipped_lines)
         summary = (
             f"{dataset.path}  ·  format: {dataset.format}  ·  {len(dataset.examples)} examples"
         )
