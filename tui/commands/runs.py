@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-
-from tui.commands.pending import not_implemented
-
-TRAINING_ISSUE = 4
+import json
+import sys
+import time
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,29 +16,198 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start a training run as a detached background job; prints the run id",
         description=(
             "Start a LoRA / QLoRA run from a config TOML (e.g. a previous run's config.toml) "
-            "or from options. The run survives the terminal closing; follow it with "
+            "and/or options. The run survives the terminal closing; follow it with "
             "`tunedeck attach RUN`."
         ),
     )
     train.add_argument("config", nargs="?", metavar="CONFIG", help="config TOML to run")
-    train.add_argument("--data", metavar="PATH", help="training data (any supported format)")
+    train.add_argument("--config", dest="config_option", metavar="FILE", help="same as CONFIG")
+    train.add_argument("--preset", choices=("quick", "balanced", "thorough"), help="start from")
+    train.add_argument("--data", metavar="PATH", help="dataset to split into train/validation")
+    train.add_argument("--val-data", metavar="PATH", help="separate validation file")
+    train.add_argument("--val-fraction", type=float, metavar="F", help="validation share")
     train.add_argument("--model", metavar="MODEL", help="model name, directory or hub id")
-    train.set_defaults(handler=not_implemented("train", TRAINING_ISSUE))
+    train.add_argument("--method", choices=("lora", "qlora"), help="LoRA, or QLoRA (NF4 base)")
+    train.add_argument("--epochs", type=float, metavar="N", help="passes over the data")
+    train.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps")
+    train.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="any config field, e.g. --set lora.r=32 (repeatable)",
+    )  # fmt: skip
+    train.add_argument("--follow", action="store_true", help="stream progress until it ends")
+    train.add_argument("--json", action="store_true", help="print the run as JSON")
+    train.set_defaults(handler=run_train)
 
     runs = subparsers.add_parser(
         "runs",
         help="list runs with their state, progress and best validation loss",
         description="List the runs under $TUNEDECK_HOME/runs, newest first.",
     )
-    runs.add_argument("--json", action="store_true", help="print one JSON object per run")
-    runs.set_defaults(handler=not_implemented("runs", TRAINING_ISSUE))
+    runs.add_argument("--json", action="store_true", help="print a JSON list of runs")
+    runs.set_defaults(handler=run_list)
+
+    attach = subparsers.add_parser(
+        "attach",
+        help="follow a run's live progress and metrics (replays its history first)",
+        description="Replay a run's events, then follow them. Ctrl-C detaches; the run goes on.",
+    )
+    attach.add_argument("run", metavar="RUN", help="run id (or a unique prefix of it)")
+    attach.set_defaults(handler=run_attach)
 
     for name, text in (
-        ("attach", "follow a run's live progress and metrics (replays its history first)"),
-        ("stop", "ask a run to stop after saving a checkpoint"),
-        ("pause", "pause a run at the next step boundary, keeping its state"),
-        ("resume", "resume a paused or interrupted run from its newest valid checkpoint"),
+        ("stop", "ask a run to save a checkpoint and stop"),
+        ("pause", "pause a run at the next step boundary (checkpoint, worker exits)"),
+        ("resume", "resume a paused, stopped or interrupted run from its newest checkpoint"),
     ):
         sub = subparsers.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         sub.add_argument("run", metavar="RUN", help="run id (or a unique prefix of it)")
-        sub.set_defaults(handler=not_implemented(name, TRAINING_ISSUE))
+        if name == "resume":
+            sub.add_argument("--follow", action="store_true", help="stream progress")
+        sub.set_defaults(handler=run_control, action=name)
+
+
+# ---------------------------------------------------------------------------
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from engine.config import from_preset, load_config, parse_assignment, with_overrides
+
+    path = args.config or args.config_option
+    cfg = load_config(path) if path else from_preset(args.preset or "balanced")
+    changes: dict[str, Any] = {}
+    for key, attr in (
+        ("data.source", "data"), ("data.val", "val_data"), ("data.val_fraction", "val_fraction"),
+        ("model", "model"), ("method", "method"), ("epochs", "epochs"),
+        ("max_steps", "max_steps"), ("learning_rate", "lr"),
+    ):  # fmt: skip
+        value = getattr(args, attr)
+        if value is not None:
+            changes[key] = value
+    if args.data is not None:
+        changes["data.train"] = None  # a new source replaces a config's ready-made split
+    for item in args.set:
+        key, value = parse_assignment(item)
+        changes[key] = value
+    return with_overrides(cfg, **changes) if changes else cfg
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Create and start a run; print its id (or follow it)."""
+    from engine.runs import start_run
+
+    cfg = _config_from_args(args)
+    info = start_run(cfg)
+    if args.json:
+        print(json.dumps(info.to_json()))
+    else:
+        print(info.id)
+        print(f"started in the background; follow it with `tunedeck attach {info.id}`",
+              file=sys.stderr)  # fmt: skip
+    if args.follow:
+        return follow(info.dir)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print the runs, newest first."""
+    from engine.runs import list_runs
+
+    infos = list_runs()
+    if args.json:
+        print(json.dumps([info.to_json() for info in infos]))
+        return 0
+    if not infos:
+        print("no runs yet; start one with `tunedeck train --data FILE`")
+        return 0
+    print(f"{'RUN':<23} {'STATE':<22} {'STEP':>11} {'BEST VAL':>9}  AGE")
+    for info in infos:
+        row = info.to_json()
+        steps = f"{row['step']}/{row['max_steps'] or '?'}"
+        best = f"{row['best_val_loss']:.4f}" if row["best_val_loss"] is not None else "-"
+        print(f"{info.id:<23} {info.state:<22} {steps:>11} {best:>9}  {_age(info.created)}")
+    return 0
+
+
+def _age(created: float) -> str:
+    seconds = max(0.0, time.time() - created) if created else 0.0
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def run_attach(args: argparse.Namespace) -> int:
+    """Replay and follow a run."""
+    from engine.runs import find_run
+
+    return follow(find_run(args.run))
+
+
+def run_control(args: argparse.Namespace) -> int:
+    """stop / pause / resume."""
+    from engine.runs import find_run, request, resume_run
+
+    run_dir = find_run(args.run)
+    if args.action == "resume":
+        info = resume_run(run_dir)
+        print(f"{info.id}: resumed (worker started)")
+        return follow(run_dir) if args.follow else 0
+    info = request(run_dir, args.action)
+    print(f"{info.id}: {args.action} requested; the worker acts at its next step boundary")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+
+def follow(run_dir: Any) -> int:
+    """Print a run's events as lines until it ends; Ctrl-C detaches without stopping it."""
+    from engine.runs import follow_events, run_info
+
+    try:
+        for event in follow_events(run_dir):
+            line = format_event(event)
+            if line:
+                print(line, flush=True)
+    except KeyboardInterrupt:
+        print(f"\ndetached; the run goes on (`tunedeck attach {run_dir.name}`)", file=sys.stderr)
+        return 0
+    state = run_info(run_dir).state
+    return 0 if state in ("completed", "stopped", "paused") else 1
+
+
+def format_event(event: dict[str, Any]) -> str | None:
+    """One terminal line for an event, or None for events not worth a line."""
+    kind = event.get("type")
+    if kind == "metric" and event.get("split") == "train":
+        parts = [f"step {event.get('step')}", f"epoch {event.get('epoch', 0):.2f}",
+                 f"loss {_num(event.get('loss'))}"]  # fmt: skip
+        if event.get("lr") is not None:
+            parts.append(f"lr {event['lr']:.2e}")
+        if event.get("tokens_per_s") is not None:
+            parts.append(f"{event['tokens_per_s']:.0f} tok/s")
+        if event.get("eta_s") is not None:
+            parts.append(f"eta {_duration(event['eta_s'])}")
+        return "  ".join(parts)
+    if kind == "metric" and event.get("split") == "val":
+        return f"step {event.get('step')}  val_loss {_num(event.get('loss'))}"
+    if kind == "state":
+        detail = f": {event['error']}" if event.get("error") else ""
+        hint = f"\n  hint: {event['hint']}" if event.get("hint") else ""
+        return f"[{event.get('state')}]{detail}{hint}"
+    if kind == "best":
+        return f"  best so far: val_loss {_num(event.get('val_loss'))} at step {event.get('step')}"
+    if kind in ("warning", "early_stop", "resume", "runtime", "control"):
+        fields = {k: v for k, v in event.items() if k not in ("type", "time")}
+        return f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items())
+    return None
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

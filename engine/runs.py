@@ -1,0 +1,288 @@
+"""The run store: create runs, start their detached workers, list and control them.
+
+A run is a directory under `$TUNEDECK_HOME/runs/<run-id>/` (layout in DESIGN.md); this
+module never talks to a worker except through that directory, so any number of viewers
+(TUI, CLI, tests) can come and go while the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import TrainConfig, save_config
+from engine.control import Action, send_request, worker_alive
+from engine.errors import TunedeckError
+from engine.events import (
+    EVENTS_FILE,
+    FINAL_STATES,
+    EventWriter,
+    RunStatus,
+    read_events,
+    read_status,
+    write_status,
+)
+from engine.paths import runs_dir
+
+CONFIG_FILE = "config.toml"
+LOG_FILE = "worker.log"
+DATA_DIR = "data"
+RESUMABLE_STATES = ("paused", "stopped", "failed", "failed (worker died)")
+
+
+class RunNotFoundError(TunedeckError):
+    """No run matches the id or prefix the user gave."""
+
+
+class RunStateError(TunedeckError):
+    """The run is not in a state that allows the requested action."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What `tunedeck runs` shows about one run."""
+
+    id: str
+    dir: Path
+    state: str
+    """Effective state: the worker's own, or `failed (worker died)` when it vanished."""
+    status: RunStatus | None
+    created: float
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in RESUMABLE_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        status = self.status or RunStatus(state="failed")
+        return {
+            "id": self.id,
+            "state": self.state,
+            "step": status.step,
+            "max_steps": status.max_steps,
+            "epoch": status.epoch,
+            "best_val_loss": status.best_val_loss,
+            "best_step": status.best_step,
+            "error": status.error,
+            "created": self.created,
+            "dir": str(self.dir),
+        }
+
+
+# ---------------------------------------------------------------------------
+# Creating and starting
+# ---------------------------------------------------------------------------
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique even for runs started in the same second."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def freeze_config(cfg: TrainConfig) -> TrainConfig:
+    """The config as the run records it: valid for a run, with absolute local paths.
+
+    The worker runs in the run directory, and `tunedeck train <run>/config.toml` must
+    repeat the run from anywhere, so relative paths are resolved now.
+    """
+    from engine.config import with_overrides
+
+    cfg = cfg.validate_for_run()
+    if cfg.packing:
+        raise TunedeckError(
+            "packing is not supported by the training worker yet",
+            hint="set packing = false (batches are padded per batch instead)",
+        )
+    changes: dict[str, Any] = {}
+    for name in ("train", "val", "source"):
+        value = getattr(cfg.data, name)
+        if value is not None:
+            changes[f"data.{name}"] = str(Path(value).expanduser().resolve())
+    model_path = Path(cfg.model).expanduser()
+    if model_path.exists():
+        changes["model"] = str(model_path.resolve())
+    return with_overrides(cfg, **changes) if changes else cfg
+
+
+def create_run(cfg: TrainConfig) -> Path:
+    """Make the run directory: frozen config, the data split, status `queued`."""
+    from engine.run_data import prepare_run_data
+
+    cfg = freeze_config(cfg)
+    root = runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_dir = root / new_run_id()
+        try:
+            run_dir.mkdir()  # exclusive: a clash just draws another id
+            break
+        except FileExistsError:
+            continue
+    try:
+        split = prepare_run_data(cfg, run_dir / DATA_DIR)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)  # no half-made run left behind
+        raise
+    save_config(cfg, run_dir / CONFIG_FILE)
+    write_status(run_dir, RunStatus(state="queued", heartbeat=time.time()))
+    events = EventWriter(run_dir)
+    events.emit("state", state="queued")
+    events.emit(
+        "data",
+        train_examples=split.train_count,
+        val_examples=split.val_count,
+        skipped_lines=split.skipped_lines,
+        warnings=split.warnings,
+    )
+    return run_dir
+
+
+def start_worker(run_dir: Path) -> int:
+    """Start the worker in its own session: closing the terminal or SSH does not stop it."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(run_dir / LOG_FILE, "ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.train", str(run_dir)],
+            cwd=run_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    status = read_status(run_dir) or RunStatus(state="queued")
+    if status.state != "running":  # the worker may already have said more
+        write_status(run_dir, RunStatus(**{**status.__dict__, "pid": process.pid}))
+    return process.pid
+
+
+def start_run(cfg: TrainConfig) -> RunInfo:
+    """Create a run and start its worker; returns at once."""
+    run_dir = create_run(cfg)
+    start_worker(run_dir)
+    return run_info(run_dir)
+
+
+# ---------------------------------------------------------------------------
+# Finding and listing
+# ---------------------------------------------------------------------------
+
+
+def find_run(ref: str) -> Path:
+    """A run directory by id, unique id prefix, or path."""
+    path = Path(ref).expanduser()
+    if (path / CONFIG_FILE).is_file():
+        return path
+    root = runs_dir()
+    candidates = sorted(p for p in root.glob(f"{ref}*") if p.is_dir()) if root.is_dir() else []
+    exact = [p for p in candidates if p.name == ref]
+    if exact:
+        return exact[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise RunNotFoundError(f"no run matches {ref!r}", hint="`tunedeck runs` lists the runs")
+    names = ", ".join(p.name for p in candidates[:5])
+    raise RunNotFoundError(
+        f"{ref!r} matches {len(candidates)} runs ({names})", hint="give more of the id"
+    )
+
+
+def effective_state(run_dir: Path, status: RunStatus | None) -> str:
+    """The worker's state, corrected for a worker that died without saying so."""
+    if status is None:
+        return "running" if worker_alive(run_dir) else "failed (status unreadable)"
+    if status.state in ("running", "stopping") and not worker_alive(run_dir):
+        return "failed (worker died)"
+    if status.state == "queued" and not worker_alive(run_dir) and not _pid_alive(status.pid):
+        return "failed (worker died)" if status.pid else "queued"
+    return status.state
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_info(run_dir: Path) -> RunInfo:
+    """Status and effective state of one run."""
+    status = read_status(run_dir)
+    created = (run_dir / EVENTS_FILE).stat().st_ctime if (run_dir / EVENTS_FILE).exists() else 0
+    return RunInfo(run_dir.name, run_dir, effective_state(run_dir, status), status, created)
+
+
+def list_runs() -> list[RunInfo]:
+    """All runs, newest first."""
+    root = runs_dir()
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    return [run_info(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+
+
+# ---------------------------------------------------------------------------
+# Control
+# ---------------------------------------------------------------------------
+
+
+def request(run_dir: Path, action: Action) -> RunInfo:
+    """Ask a live worker to stop, pause, checkpoint or evaluate at its next step."""
+    info = run_info(run_dir)
+    if info.state not in ("running", "queued", "stopping"):
+        raise RunStateError(
+            f"run {info.id} is {info.state}; `{action}` needs a running worker",
+            hint="`tunedeck resume RUN` continues a paused, stopped or interrupted run",
+        )
+    send_request(run_dir, action)
+    return info
+
+
+def resume_run(run_dir: Path) -> RunInfo:
+    """Start a new worker that continues from the newest valid checkpoint."""
+    info = run_info(run_dir)
+    if info.state == "completed":
+        raise RunStateError(f"run {info.id} has completed; there is nothing to resume")
+    if worker_alive(run_dir):
+        raise RunStateError(f"run {info.id} is still {info.state}: its worker is alive")
+    EventWriter(run_dir).emit("state", state="queued", reason="resume")
+    status = info.status or RunStatus(state="queued")
+    write_status(run_dir, RunStatus(**{**status.__dict__, "state": "queued", "error": None}))
+    start_worker(run_dir)
+    return run_info(run_dir)
+
+
+def follow_events(run_dir: Path, poll_s: float = 0.5) -> Iterator[dict[str, Any]]:
+    """Every event of the run from the start, then new ones as they come, until it ends.
+
+    Ends after a final state (stopped, completed, failed, paused) or when the worker died
+    without saying so (reported as a synthetic `state` event).
+    """
+    offset = 0
+    while True:
+        events, offset = read_events(run_dir / EVENTS_FILE, offset)
+        yield from events
+        info = run_info(run_dir)
+        if info.state in (*FINAL_STATES, "paused") or info.state.startswith("failed"):
+            events, offset = read_events(run_dir / EVENTS_FILE, offset)
+            yield from events  # what the worker wrote just before it ended
+            if info.state == "failed (worker died)":
+                yield {"type": "state", "state": info.state, "time": time.time()}
+            return
+        time.sleep(poll_s)

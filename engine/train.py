@@ -1,0 +1,348 @@
+"""The training worker: `python -m engine.train RUN_DIR` runs one run to its end.
+
+Started detached (its own session) by engine.runs; everything it knows comes from the
+run directory and everything it says goes back there (events.jsonl, status.json,
+checkpoints/, adapter/). transformers' Trainer does the training; peft adds LoRA;
+bitsandbytes quantises the base to NF4 for QLoRA (on CUDA and, slowly, on CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine import checkpoints
+from engine.config import TrainConfig, load_config
+from engine.control import RunLockedError, worker_lock
+from engine.errors import TunedeckError
+from engine.events import EventWriter, read_status
+from engine.run_callback import RunCallback, TokenCounter
+from engine.tokenization import IGNORE_INDEX, tokenize_conversation
+
+CHECKPOINT_DIR = "checkpoints"
+RUNTIME_FILE = "runtime.json"
+OOM_HINT = (
+    "use a smaller micro-batch, a shorter max_seq_len, or enable gradient checkpointing "
+    "(or set oom_retry to halve the micro-batch automatically)"
+)
+
+log = logging.getLogger("tunedeck.worker")
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+class ChatDataset:
+    """Tokenised conversations (a plain list: a few thousand examples fit anywhere)."""
+
+    def __init__(self, examples: list[Any], tokenizer: Any, max_seq_len: int) -> None:
+        self.items: list[dict[str, list[int]]] = []
+        self.dropped = 0  # examples whose answer lies entirely past max_seq_len
+        for example in examples:
+            tokens = tokenize_conversation(tokenizer, example.messages, max_seq_len)
+            if tokens.trained_tokens == 0:
+                self.dropped += 1
+                continue
+            self.items.append({"input_ids": tokens.input_ids, "labels": tokens.labels})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.items[index]
+
+
+class PaddingCollator:
+    """Right-pads a batch to its longest member and counts the tokens it trains on."""
+
+    def __init__(self, pad_id: int, counter: TokenCounter | None = None) -> None:
+        self.pad_id = pad_id
+        self.counter = counter
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(item["input_ids"]) for item in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, item in enumerate(batch):
+            n = len(item["input_ids"])
+            ids[row, :n] = torch.tensor(item["input_ids"])
+            labels[row, :n] = torch.tensor(item["labels"])
+            mask[row, :n] = 1
+        if self.counter is not None:
+            self.counter.trained += int((labels != IGNORE_INDEX).sum())
+            self.counter.total += int(mask.sum())
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def load_split(run_dir: Path, name: str) -> list[Any]:
+    """The run's own copy of a split (written by engine.runs when the run was created)."""
+    from engine.formats import load_examples
+
+    path = run_dir / "data" / f"{name}.jsonl"
+    if name == "val" and path.stat().st_size == 0:
+        return []  # a run without validation set (the user chose it, loudly warned)
+    return load_examples(path).examples
+
+
+# ---------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------
+
+
+def pick_device(bf16: str = "auto") -> tuple[str, Any]:
+    """CUDA with bf16 where supported (fp16 otherwise), else CPU with fp32.
+
+    `bf16 = "on"` forces bf16 (also on CPU, where it saves memory but is rarely faster);
+    `"off"` keeps fp32 everywhere.
+    """
+    import torch
+
+    if bf16 == "off":
+        return ("cuda" if torch.cuda.is_available() else "cpu"), torch.float32
+    if torch.cuda.is_available():
+        if bf16 == "on" or torch.cuda.is_bf16_supported():
+            return "cuda", torch.bfloat16
+        return "cuda", torch.float16
+    return "cpu", torch.bfloat16 if bf16 == "on" else torch.float32
+
+
+def load_model(cfg: TrainConfig, model_path: Path, device: str, dtype: Any) -> Any:
+    """The base model (NF4 for QLoRA) with LoRA adapters on the configured modules."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if cfg.method == "qlora":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        kwargs["device_map"] = {"": device if device == "cpu" else _local_cuda_device()}
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if cfg.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing
+        )
+    elif cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    targets = list(cfg.lora.target_modules)
+    lora = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def _local_cuda_device() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+# ---------------------------------------------------------------------------
+# Trainer
+# ---------------------------------------------------------------------------
+
+
+def training_arguments(cfg: TrainConfig, run_dir: Path, device: str, dtype: Any) -> Any:
+    """Map the run config onto transformers' TrainingArguments."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(run_dir / CHECKPOINT_DIR),
+        per_device_train_batch_size=cfg.micro_batch_size,
+        per_device_eval_batch_size=cfg.micro_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps else -1,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio in transformers 5
+        lr_scheduler_type=cfg.scheduler,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=3,
+        seed=cfg.seed,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        bf16=dtype == torch.bfloat16,
+        fp16=device == "cuda" and dtype == torch.float16,
+        use_cpu=device == "cpu",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,  # the collator counts tokens in this process
+    )
+
+
+def _trainer_class() -> Any:
+    """Trainer whose evaluation batches do not count as trained tokens."""
+    from transformers import Trainer
+
+    class RunTrainer(Trainer):
+        eval_collator: Any = None
+
+        def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+            # The loader keeps the collate function it was built with: swap it in briefly.
+            train_collator, self.data_collator = self.data_collator, self.eval_collator
+            try:
+                return super().get_eval_dataloader(eval_dataset)
+            finally:
+                self.data_collator = train_collator
+
+    return RunTrainer
+
+
+def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokenizer: Any) -> Any:
+    """Model, data and Trainer for one run; raises TunedeckError for unusable data."""
+    from engine.models import resolve_model
+
+    device, dtype = pick_device(cfg.bf16)
+    train = ChatDataset(load_split(run_dir, "train"), tokenizer, cfg.max_seq_len)
+    val = ChatDataset(load_split(run_dir, "val"), tokenizer, cfg.max_seq_len)
+    if len(train) == 0:
+        raise TunedeckError(
+            "no training example has an assistant answer within max_seq_len",
+            hint=f"raise max_seq_len (now {cfg.max_seq_len}) or check the data with "
+            "`tunedeck lint`",
+        )
+    for name, data in (("train", train), ("val", val)):
+        if data.dropped:
+            callback.events.emit(
+                "warning",
+                code="truncated_away",
+                message=f"{data.dropped} {name} examples dropped: their whole answer lies "
+                f"beyond max_seq_len={cfg.max_seq_len}",
+            )
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
+    model = load_model(cfg, resolve_model(cfg.model), device, dtype)
+    callback.events.emit(
+        "runtime",
+        device=device,
+        dtype=str(dtype).removeprefix("torch."),
+        method=cfg.method,
+        train_examples=len(train),
+        val_examples=len(val),
+        trainable_parameters=model.get_nb_trainable_parameters()[0],
+        total_parameters=model.get_nb_trainable_parameters()[1],
+    )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    trainer = _trainer_class()(
+        model=model,
+        args=training_arguments(cfg, run_dir, device, dtype),
+        train_dataset=train,
+        eval_dataset=val if len(val) else None,
+        data_collator=PaddingCollator(pad_id, callback.tokens),
+        callbacks=[callback],
+    )
+    trainer.eval_collator = PaddingCollator(pad_id)
+    return trainer
+
+
+# ---------------------------------------------------------------------------
+# The worker's life
+# ---------------------------------------------------------------------------
+
+
+def run_worker(run_dir: Path) -> int:
+    """Train the run in `run_dir` until it completes, stops, pauses or fails."""
+    events = EventWriter(run_dir)
+    previous = read_status(run_dir)
+    ckpt_root = run_dir / CHECKPOINT_DIR
+    checkpoints.remove_incomplete(ckpt_root)
+    resume_from = checkpoints.latest_valid(ckpt_root)
+    resumed_step = int(resume_from.name.split("-")[1]) if resume_from else 0
+    callback = RunCallback(
+        run_dir, events, TokenCounter(), patience=None, resumed_from=resumed_step
+    )
+    if previous is not None:  # carry the best-so-far across a resume
+        callback.status = callback.status.__class__(
+            state="running",
+            pid=os.getpid(),
+            step=resumed_step,
+            max_steps=previous.max_steps,
+            best_val_loss=previous.best_val_loss,
+            best_step=previous.best_step,
+        )
+    signal.signal(signal.SIGTERM, lambda *_: callback.stop_signal.set())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal is not a reason to stop
+    callback.update_status(state="running")
+    events.emit("state", state="running", pid=os.getpid())
+    if resume_from is not None:
+        events.emit("resume", from_step=resumed_step, checkpoint=str(resume_from))
+    callback.start_heartbeat()
+    try:
+        return _train(run_dir, callback, resume_from)
+    finally:
+        callback.stop_heartbeat()
+
+
+def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> int:
+    events = callback.events
+    try:
+        cfg = load_config(run_dir / "config.toml")
+        callback.patience = cfg.early_stopping_patience
+        from engine.models import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.model)
+        trainer = build_trainer(cfg, run_dir, callback, tokenizer)
+        trainer.args.eval_on_start = resume_from is None and trainer.eval_dataset is not None
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except TunedeckError as exc:
+        return _fail(callback, exc.message, exc.hint)
+    except Exception as exc:
+        traceback.print_exc()
+        if type(exc).__name__ == "OutOfMemoryError":
+            return _fail(callback, f"out of memory: {exc}".splitlines()[0], OOM_HINT)
+        return _fail(callback, f"{type(exc).__name__}: {exc}", "see worker.log for details")
+    if callback.failure is not None:
+        return _fail(callback, *callback.failure)
+    state = callback.exit_state or "completed"
+    callback.update_status(state=state)
+    events.emit("state", state=state, step=callback.status.step)
+    return 0
+
+
+def _fail(callback: RunCallback, message: str, hint: str) -> int:
+    callback.update_status(state="failed", error=message, hint=hint)
+    callback.events.emit("state", state="failed", error=message, hint=hint)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the worker process."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m engine.train RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).resolve()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        with worker_lock(run_dir):
+            return run_worker(run_dir)
+    except RunLockedError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

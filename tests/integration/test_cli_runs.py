@@ -1,0 +1,88 @@
+"""`tunedeck train / runs / attach / stop / pause / resume` as a user types them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+from tests.integration.test_training import SAMPLE, wait_for_state
+from tui.cli import main
+
+
+def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_no_runs_yet(capsys) -> None:
+    assert main(["runs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["runs"]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+
+
+def test_train_without_data_is_a_clear_error() -> None:
+    result = cli("train", "--max-steps", "2")
+    assert result.returncode == 2
+    assert "error: no training data" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_with_a_bad_option_value_names_the_field() -> None:
+    result = cli("train", "--data", str(SAMPLE), "--set", "lora.r=-4")
+    assert result.returncode == 2
+    assert "lora.r" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_headless_train_follow_then_list_attach_and_refuse_stop(tiny_model_dir: Path) -> None:
+    result = cli(
+        "train", "--data", str(SAMPLE), "--model", str(tiny_model_dir), "--max-steps", "4",
+        "--set", "logging_steps=1", "--set", "eval_steps=2", "--set", "save_steps=2",
+        "--set", "max_seq_len=256", "--follow",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.splitlines()[0]
+    assert "step 4" in result.stdout and "val_loss" in result.stdout
+    assert result.stdout.rstrip().endswith("[completed]")
+
+    listing = json.loads(cli("runs", "--json").stdout)
+    assert [r["id"] for r in listing] == [run_id]
+    run = listing[0]
+    assert run["state"] == "completed" and run["step"] == 4 and run["max_steps"] == 4
+    assert Path(run["dir"], "config.toml").is_file()
+
+    table = cli("runs").stdout
+    assert run_id in table and "completed" in table and "4/4" in table
+
+    attach = cli("attach", run_id[:15])
+    assert attach.returncode == 0 and "[completed]" in attach.stdout
+
+    stop = cli("stop", run_id)
+    assert stop.returncode == 2 and "needs a running worker" in stop.stderr
+    resume = cli("resume", run_id)
+    assert resume.returncode == 2 and "completed" in resume.stderr
+
+
+def test_pause_then_resume_finishes_the_run(tiny_model_dir: Path) -> None:
+    started = cli(
+        "train", "--data", str(SAMPLE), "--model", str(tiny_model_dir), "--max-steps", "120",
+        "--set", "eval_steps=100", "--set", "save_steps=100", "--set", "max_seq_len=256",
+        "--set", "micro_batch_size=2", "--json",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    info = json.loads(started.stdout)
+    run_dir = Path(info["dir"])
+    wait_for_state(run_dir, ("running",))
+    assert cli("pause", info["id"]).returncode == 0
+    paused = wait_for_state(run_dir, ("paused",))
+    step = paused.status.step
+    assert step < 120
+    assert (run_dir / "checkpoints" / f"checkpoint-{step}" / "tunedeck-complete.json").is_file()
+
+    resumed = cli("resume", info["id"], "--follow", timeout=400)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"from_step={step}" in resumed.stdout and "[completed]" in resumed.stdout
