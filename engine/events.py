@@ -44,15 +44,21 @@ def _json_safe(value: Any) -> Any:
 
 
 class EventWriter:
-    """Appends events to a run's events.jsonl; safe to share between threads."""
+    """Appends events to a run's events.jsonl; safe to share between threads.
 
-    def __init__(self, run_dir: Path) -> None:
+    `enabled=False` makes a silent writer: in a multi-process run only rank 0 speaks.
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
         self.path = run_dir / EVENTS_FILE
+        self.enabled = enabled
         self._lock = threading.Lock()
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         """Append one event (`type` and `time` added) and flush it to the OS."""
         event = {"type": type_, "time": now(), **fields}
+        if not self.enabled:
+            return event
         line = json.dumps(_json_safe(event), allow_nan=False) + "\n"
         with self._lock, open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)

@@ -19,7 +19,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from engine import checkpoints
-from engine.control import ControlReader
+from engine.control import ACTIONS, Action, ControlReader
 from engine.events import EventWriter, RunStatus, write_status
 
 ADAPTER_DIR = "adapter"
@@ -50,6 +50,8 @@ class RunCallback(TrainerCallback):
     ) -> None:
         self.run_dir = run_dir
         self.events = events
+        self.is_main = events.enabled  # rank 0 of a multi-process run, or the only process
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.tokens = tokens
         self.patience = patience
         self.control_reader = ControlReader(run_dir)
@@ -71,7 +73,8 @@ class RunCallback(TrainerCallback):
     def update_status(self, **changes: Any) -> None:
         with self._status_lock:
             self.status = replace(self.status, heartbeat=time.time(), **changes)
-            write_status(self.run_dir, self.status)
+            if self.is_main:
+                write_status(self.run_dir, self.status)
 
     def start_heartbeat(self) -> None:
         """Keep the heartbeat fresh during long steps and evaluations."""
@@ -95,9 +98,11 @@ class RunCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.update_status(step=state.global_step, epoch=round(state.epoch or 0.0, 4))
-        requests = self.control_reader.poll()
+        requests = self.control_reader.poll() if self.is_main else []
         if self.stop_signal.is_set():
             requests.append("stop")
+        if self.world_size > 1:
+            requests = _agree_across_ranks(requests)
         for action in requests:
             self.events.emit("control", action=action, step=state.global_step)
             if action in ("stop", "pause"):
@@ -116,9 +121,15 @@ class RunCallback(TrainerCallback):
         if "loss" not in logs:
             return control
         loss = float(logs["loss"])
-        if not math.isfinite(loss) or not math.isfinite(float(logs.get("grad_norm", 0.0))):
+        grad_norm = float(logs.get("grad_norm", 0.0))
+        if not math.isfinite(loss) or not math.isfinite(grad_norm):
+            what = (
+                f"loss became {loss}"
+                if not math.isfinite(loss)
+                else f"gradient norm became {grad_norm}"
+            )
             self.failure = (
-                f"training loss became {loss} at step {state.global_step}",
+                f"training {what} at step {state.global_step}",
                 "lower the learning rate or enable warmup; the last good checkpoint is kept",
             )
             control.should_save = False  # never checkpoint NaN weights
@@ -134,7 +145,9 @@ class RunCallback(TrainerCallback):
         now = time.monotonic()
         then, tokens_then = self._last_log
         self._last_log = (now, self.tokens.trained)
-        rate = (self.tokens.trained - tokens_then) / max(now - then, 1e-9)
+        # Each rank counts its own batches; rank 0's count times the world size is close
+        # (length-random batches) without a collective in the logging path.
+        rate = (self.tokens.trained - tokens_then) * self.world_size / max(now - then, 1e-9)
         done = state.global_step - self._step0
         elapsed = now - self._t0
         eta = elapsed / done * (state.max_steps - state.global_step) if done else None
@@ -145,7 +158,7 @@ class RunCallback(TrainerCallback):
             "lr": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "tokens_per_s": round(rate, 1),
-            "trained_tokens": self.tokens.trained,
+            "trained_tokens": self.tokens.trained * self.world_size,
             "elapsed_s": round(elapsed, 1),
             "eta_s": round(eta, 1) if eta is not None else None,
             "memory": _memory_bytes(),
@@ -189,6 +202,9 @@ class RunCallback(TrainerCallback):
 
     def _save_best_adapter(self, model: Any, step: int, val_loss: float) -> None:
         """Keep the best adapter in adapter/, swapped in whole (temp dir, then rename)."""
+        self.update_status(best_val_loss=val_loss, best_step=step)  # every rank tracks it
+        if not self.is_main:
+            return
         target = self.run_dir / ADAPTER_DIR
         tmp = self.run_dir / f".{ADAPTER_DIR}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -199,15 +215,32 @@ class RunCallback(TrainerCallback):
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-        self.update_status(best_val_loss=val_loss, best_step=step)
         self.events.emit("best", step=step, val_loss=val_loss)
 
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if path.is_dir():
+        if self.is_main and path.is_dir():
             checkpoints.mark_complete(path, state.global_step)
             self.events.emit("checkpoint", step=state.global_step, path=str(path))
         return control
+
+
+def _agree_across_ranks(local: list[Action]) -> list[Action]:
+    """Every rank acts on the same requests at the same step, or DDP would hang.
+
+    Rank 0 reads the control file; a SIGTERM may reach any rank. One tiny all-reduce per
+    step (max over ranks of a flag per action) costs far less than the step itself.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return local
+    flags = torch.tensor([float(a in local) for a in ACTIONS])
+    if dist.get_backend() == "nccl":
+        flags = flags.cuda()
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return [a for a, flag in zip(ACTIONS, flags.tolist(), strict=True) if flag > 0]
 
 
 def _memory_bytes() -> int | None:

@@ -146,12 +146,25 @@ def create_run(cfg: TrainConfig) -> Path:
     return run_dir
 
 
+def worker_command(run_dir: Path) -> list[str]:
+    """The worker's command line: one process, or torchrun for num_processes > 1 (DDP)."""
+    from engine.config import load_config
+
+    processes = load_config(run_dir / CONFIG_FILE).num_processes
+    worker = ["-m", "engine.train", str(run_dir)]
+    if processes <= 1:
+        return [sys.executable, *worker]
+    # --standalone: a private rendezvous on a free local port, no coordination service.
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    return [sys.executable, *launcher, *worker]
+
+
 def start_worker(run_dir: Path) -> int:
     """Start the worker in its own session: closing the terminal or SSH does not stop it."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(run_dir / LOG_FILE, "ab") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.train", str(run_dir)],
+            worker_command(run_dir),
             cwd=run_dir,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,9 @@ def _local_cuda_device() -> int:
 # ---------------------------------------------------------------------------
 
 
-def training_arguments(cfg: TrainConfig, run_dir: Path, device: str, dtype: Any) -> Any:
+def training_arguments(
+    cfg: TrainConfig, run_dir: Path, device: str, dtype: Any, has_val: bool = True
+) -> Any:
     """Map the run config onto transformers' TrainingArguments."""
     import torch
     from transformers import TrainingArguments
@@ -176,7 +179,7 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, device: str, dtype: Any)
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         logging_steps=cfg.logging_steps,
-        eval_strategy="steps",
+        eval_strategy="steps" if has_val else "no",
         eval_steps=cfg.eval_steps,
         save_strategy="steps",
         save_steps=cfg.save_steps,
@@ -188,7 +191,9 @@ def training_arguments(cfg: TrainConfig, run_dir: Path, device: str, dtype: Any)
         use_cpu=device == "cpu",
         remove_unused_columns=False,
         disable_tqdm=True,
+        logging_nan_inf_filter=False,  # report a NaN loss as NaN: the callback stops on it
         dataloader_num_workers=0,  # the collator counts tokens in this process
+        ddp_find_unused_parameters=False,  # LoRA uses every adapter: skip the extra graph walk
     )
 
 
@@ -240,6 +245,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         device=device,
         dtype=str(dtype).removeprefix("torch."),
         method=cfg.method,
+        processes=int(os.environ.get("WORLD_SIZE", "1")),
         train_examples=len(train),
         val_examples=len(val),
         trainable_parameters=model.get_nb_trainable_parameters()[0],
@@ -248,7 +254,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = _trainer_class()(
         model=model,
-        args=training_arguments(cfg, run_dir, device, dtype),
+        args=training_arguments(cfg, run_dir, device, dtype, has_val=len(val) > 0),
         train_dataset=train,
         eval_dataset=val if len(val) else None,
         data_collator=PaddingCollator(pad_id, callback.tokens),
@@ -263,22 +269,27 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
 # ---------------------------------------------------------------------------
 
 
+def _rank() -> int:
+    """This process's rank in a multi-process run (torchrun sets RANK), else 0."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def run_worker(run_dir: Path) -> int:
     """Train the run in `run_dir` until it completes, stops, pauses or fails."""
-    events = EventWriter(run_dir)
+    is_main = _rank() == 0
+    events = EventWriter(run_dir, enabled=is_main)
     previous = read_status(run_dir)
     ckpt_root = run_dir / CHECKPOINT_DIR
-    checkpoints.remove_incomplete(ckpt_root)
+    if is_main:
+        checkpoints.remove_incomplete(ckpt_root)
     resume_from = checkpoints.latest_valid(ckpt_root)
     resumed_step = int(resume_from.name.split("-")[1]) if resume_from else 0
     callback = RunCallback(
         run_dir, events, TokenCounter(), patience=None, resumed_from=resumed_step
     )
-    if previous is not None:  # carry the best-so-far across a resume
-        callback.status = callback.status.__class__(
-            state="running",
-            pid=os.getpid(),
-            step=resumed_step,
+    if previous is not None:  # carry the best-so-far and the plan across a resume
+        callback.status = replace(
+            callback.status,
             max_steps=previous.max_steps,
             best_val_loss=previous.best_val_loss,
             best_step=previous.best_step,
@@ -304,14 +315,28 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
         from engine.models import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.model)
-        trainer = build_trainer(cfg, run_dir, callback, tokenizer)
-        trainer.args.eval_on_start = resume_from is None and trainer.eval_dataset is not None
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        trainer = None
+        while True:
+            try:
+                trainer = build_trainer(cfg, run_dir, callback, tokenizer)
+                trainer.args.eval_on_start = (
+                    resume_from is None and trainer.eval_dataset is not None
+                )
+                trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+                break
+            except Exception as exc:
+                if not _can_retry_oom(exc, cfg):
+                    raise
+                trainer = None  # drop the model and optimizer before building smaller ones
+                cfg = _halve_micro_batch(cfg, run_dir, events)
+                resume_from = checkpoints.latest_valid(run_dir / CHECKPOINT_DIR)
+                step = int(resume_from.name.split("-")[1]) if resume_from else 0
+                events.emit("resume", from_step=step, checkpoint=str(resume_from or ""))
     except TunedeckError as exc:
         return _fail(callback, exc.message, exc.hint)
     except Exception as exc:
         traceback.print_exc()
-        if type(exc).__name__ == "OutOfMemoryError":
+        if _is_oom(exc):
             return _fail(callback, f"out of memory: {exc}".splitlines()[0], OOM_HINT)
         return _fail(callback, f"{type(exc).__name__}: {exc}", "see worker.log for details")
     if callback.failure is not None:
@@ -320,6 +345,50 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
     callback.update_status(state=state)
     events.emit("state", state=state, step=callback.status.step)
     return 0
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError"
+
+
+def _can_retry_oom(exc: BaseException, cfg: TrainConfig) -> bool:
+    """Retry with a smaller micro-batch only when asked, possible, and single-process.
+
+    With several processes one rank retrying alone would leave the others waiting in a
+    collective forever, so multi-process runs fail with the advice instead.
+    """
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    return _is_oom(exc) and cfg.oom_retry and cfg.micro_batch_size > 1 and single
+
+
+def _halve_micro_batch(cfg: TrainConfig, run_dir: Path, events: EventWriter) -> TrainConfig:
+    """Half the micro-batch, double the accumulation (same effective batch), record it."""
+    import gc
+
+    from engine.config import save_config, with_overrides
+
+    new = with_overrides(
+        cfg,
+        micro_batch_size=cfg.micro_batch_size // 2,
+        gradient_accumulation=cfg.gradient_accumulation * 2,
+    )
+    save_config(new, run_dir / "config.toml")  # the frozen config says what really ran
+    events.emit(
+        "warning",
+        code="oom_retry",
+        message=f"out of memory: retrying with micro_batch_size {new.micro_batch_size} and "
+        f"gradient_accumulation {new.gradient_accumulation}",
+    )
+    gc.collect()
+    _empty_cuda_cache()
+    return new
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _fail(callback: RunCallback, message: str, hint: str) -> int:
@@ -336,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = Path(args[0]).resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if _rank() != 0:
+        return run_worker(run_dir)  # rank 0 owns the run directory's lock and files
     try:
         with worker_lock(run_dir):
             return run_worker(run_dir)

@@ -37,3 +37,24 @@ def tiny_tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def default_model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A $TUNEDECK_HOME holding the converted default model (~25 s once per session).
+
+    Slow tests point TUNEDECK_HOME here so the GGUF is converted once, not per test.
+    """
+    from engine.models import DEFAULT_MODEL, resolve_model
+
+    home = tmp_path_factory.mktemp("default_model_home")
+    saved = os.environ.get("TUNEDECK_HOME")
+    os.environ["TUNEDECK_HOME"] = str(home)
+    try:
+        resolve_model(DEFAULT_MODEL)
+    finally:
+        if saved is None:
+            del os.environ["TUNEDECK_HOME"]
+        else:
+            os.environ["TUNEDECK_HOME"] = saved
+    return home

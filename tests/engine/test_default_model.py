@@ -13,20 +13,11 @@ from engine.models import DEFAULT_MODEL, MARKER, list_models, load_causal_lm, re
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def converted_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One $TUNEDECK_HOME for the module, so the ~20 s conversion happens once."""
-    return tmp_path_factory.mktemp("real_model_home")
-
-
-@pytest.fixture(autouse=True)
-def use_converted_home(converted_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TUNEDECK_HOME", str(converted_home))
-
-
 def test_first_use_converts_with_progress_then_the_cache_is_used(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """A fresh home: the first resolution converts (with progress), the second uses it."""
+    monkeypatch.setenv("TUNEDECK_HOME", str(tmp_path))
     stages: list[tuple[str, float]] = []
     path = resolve_model(DEFAULT_MODEL, lambda stage, fraction: stages.append((stage, fraction)))
     assert (path / MARKER).is_file() and any(path.glob("*.safetensors"))
@@ -43,8 +34,10 @@ def test_first_use_converts_with_progress_then_the_cache_is_used(
     assert resolve_model(DEFAULT_MODEL) == path
 
 
-def test_the_converted_default_answers_a_chat_prompt() -> None:
-    resolve_model(DEFAULT_MODEL)  # converted by the previous test, or now
+def test_the_converted_default_answers_a_chat_prompt(
+    default_model_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNEDECK_HOME", str(default_model_home))
     started = time.monotonic()
     model, tokenizer = load_causal_lm(DEFAULT_MODEL)
     load_seconds = time.monotonic() - started

@@ -81,3 +81,27 @@ def test_labels_align_with_ids_for_varied_answers(tiny_tokenizer, content: str) 
     messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": content}]
     tokenized = tokenize_conversation(tiny_tokenizer, messages, max_seq_len=512)
     assert trained_segments(tiny_tokenizer, tokenized) == [content + "<|im_end|>"]
+
+
+@pytest.mark.parametrize(
+    ("name", "record"),
+    [
+        ("chat.jsonl", {"messages": [{"role": "user", "content": "Charged twice"},
+                                     {"role": "assistant", "content": "ANSWER"}]}),
+        ("sharegpt.jsonl", {"conversations": [{"from": "human", "value": "Charged twice"},
+                                              {"from": "gpt", "value": "ANSWER"}]}),
+        ("alpaca.jsonl", {"instruction": "Classify", "input": "Charged twice",
+                          "output": "ANSWER"}),
+        ("pc.jsonl", {"prompt": "Charged twice", "completion": "ANSWER"}),
+    ],
+)  # fmt: skip
+def test_every_format_trains_only_its_answer(tiny_tokenizer, tmp_path, name, record) -> None:
+    import json
+
+    from engine.formats import load_examples
+
+    path = tmp_path / name
+    path.write_text(json.dumps(record) + "\n")
+    (example,) = load_examples(path).examples
+    tokenized = tokenize_conversation(tiny_tokenizer, example.messages, max_seq_len=512)
+    assert trained_segments(tiny_tokenizer, tokenized) == ["ANSWER<|im_end|>"]

@@ -178,3 +178,36 @@ def test_stop_request_checkpoints_then_stops(tiny_model_dir, small_data) -> None
     step = stopped.status.step
     assert 3 <= step < 400
     assert (info.dir / "checkpoints" / f"checkpoint-{step}" / "tunedeck-complete.json").is_file()
+
+
+def test_two_processes_train_with_ddp_on_cpu(tiny_model_dir, small_data) -> None:
+    """num_processes=2 goes through torchrun (gloo on CPU): the multi-GPU path, proven here."""
+    info = start_run(tiny_config(tiny_model_dir, small_data, num_processes=2, max_steps=6,
+                                 eval_steps=3, save_steps=3))  # fmt: skip
+    done = wait_for_state(info.dir, ("completed",))
+    assert done.status.step == 6
+    events = list(iter_all_events(info.dir))
+    # Only rank 0 speaks: one "running" state, one runtime record, one metric per step.
+    assert [e["state"] for e in events if e["type"] == "state"] == [
+        "queued", "running", "completed"
+    ]  # fmt: skip
+    runtimes = [e for e in events if e["type"] == "runtime"]
+    assert len(runtimes) == 1 and runtimes[0]["processes"] == 2
+    assert sorted(train_losses(info.dir)) == [2, 4, 6]
+    assert (info.dir / "checkpoints" / "checkpoint-6" / "tunedeck-complete.json").is_file()
+
+
+def test_a_run_without_validation_set_trains_and_says_so(tiny_model_dir, small_data) -> None:
+    cfg = tiny_config(
+        tiny_model_dir,
+        small_data,
+        max_steps=4,
+        **{"data.source": None, "data.train": str(small_data)},
+    )
+    info = start_run(cfg)
+    wait_for_state(info.dir, ("completed",))
+    events = list(iter_all_events(info.dir))
+    data = next(e for e in events if e["type"] == "data")
+    assert data["val_examples"] == 0 and any("NO VALIDATION" in w for w in data["warnings"])
+    assert not [e for e in events if e["type"] == "metric" and e["split"] == "val"]
+    assert sorted(train_losses(info.dir)) == [2, 4]

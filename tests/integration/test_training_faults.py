@@ -1,0 +1,99 @@
+"""Faults inside the worker, injected in-process: NaN loss and out-of-memory."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+
+from engine import checkpoints, train
+from engine.config import load_config
+from engine.events import iter_all_events, read_status
+from engine.runs import create_run
+from tests.integration.test_training import small_data, tiny_config  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def keep_signal_handlers():
+    """run_worker installs SIGTERM/SIGHUP handlers; give pytest its own back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def inject_into_head(monkeypatch: pytest.MonkeyPatch, failure) -> None:
+    """Wrap model loading so the LM head's training forward passes go through `failure`."""
+    original = train.load_model
+
+    def load_with_fault(*args, **kwargs):
+        model = original(*args, **kwargs)
+        calls = {"training": 0}
+
+        def hook(module, inputs, output):
+            if not module.training:
+                return None
+            calls["training"] += 1
+            return failure(calls["training"], output)
+
+        model.get_output_embeddings().register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train, "load_model", load_with_fault)
+
+
+def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
+    monkeypatch,
+    tiny_model_dir,
+    small_data,  # noqa: F811
+) -> None:
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, logging_steps=1,
+                                     save_steps=2, eval_steps=2, max_steps=12))  # fmt: skip
+    inject_into_head(monkeypatch, lambda n, out: out * float("nan") if n >= 5 else None)
+    assert train.run_worker(run_dir) == 1
+
+    status = read_status(run_dir)
+    assert status.state == "failed" and "nan" in status.error and status.step == 5
+    assert "learning rate" in status.hint
+    warning = next(e for e in iter_all_events(run_dir) if e.get("code") == "nan_loss")
+    assert warning["step"] == 5 and warning["loss"] == "nan"
+    latest = checkpoints.latest_valid(run_dir / "checkpoints")
+    assert latest is not None and latest.name == "checkpoint-4"
+    assert not (run_dir / "checkpoints" / "checkpoint-6").exists()
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_out_of_memory_fails_with_advice(monkeypatch, tiny_model_dir, small_data) -> None:  # noqa: F811
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, max_steps=6))
+
+    def oom(n, out):
+        if n >= 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    inject_into_head(monkeypatch, oom)
+    assert train.run_worker(run_dir) == 1
+    status = read_status(run_dir)
+    assert status.state == "failed" and status.error.startswith("out of memory")
+    assert "micro-batch" in status.hint and "gradient checkpointing" in status.hint
+
+
+def test_oom_retry_halves_the_micro_batch_and_finishes(
+    monkeypatch,
+    tiny_model_dir,
+    small_data,  # noqa: F811
+) -> None:
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, max_steps=6, oom_retry=True,
+                                     micro_batch_size=4, gradient_accumulation=1))  # fmt: skip
+
+    def oom_on_batches_of_four(n, out):
+        if out.shape[0] >= 4:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    inject_into_head(monkeypatch, oom_on_batches_of_four)
+    assert train.run_worker(run_dir) == 0
+    assert read_status(run_dir).state == "completed"
+    cfg = load_config(run_dir / "config.toml")
+    assert (cfg.micro_batch_size, cfg.gradient_accumulation) == (2, 2)
+    codes = [e.get("code") for e in iter_all_events(run_dir) if e["type"] == "warning"]
+    assert "oom_retry" in codes
