@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import TrainConfig, save_config
+from engine.config import (
+    TrainConfig,
+    config_warnings,
+    save_config,
+    suggest_intervals,
+    with_overrides,
+)
 from engine.control import Action, send_request, worker_alive
 from engine.errors import TunedeckError
 from engine.events import (
@@ -92,8 +98,6 @@ def freeze_config(cfg: TrainConfig) -> TrainConfig:
     The worker runs in the run directory, and `tunedeck train <run>/config.toml` must
     repeat the run from anywhere, so relative paths are resolved now.
     """
-    from engine.config import with_overrides
-
     cfg = cfg.validate_for_run()
     if cfg.packing:
         raise TunedeckError(
@@ -111,8 +115,14 @@ def freeze_config(cfg: TrainConfig) -> TrainConfig:
     return with_overrides(cfg, **changes) if changes else cfg
 
 
-def create_run(cfg: TrainConfig) -> Path:
-    """Make the run directory: frozen config, the data split, status `queued`."""
+def create_run(cfg: TrainConfig, fit_intervals: bool = False) -> Path:
+    """Make the run directory: frozen config, the data split, status `queued`.
+
+    Args:
+        fit_intervals: size eval/save/logging intervals to the split's training set
+            (about 8 validation points per run) instead of the config's fixed steps;
+            for configs the user did not tune by hand (a preset).
+    """
     from engine.run_data import prepare_run_data
 
     cfg = freeze_config(cfg)
@@ -132,6 +142,8 @@ def create_run(cfg: TrainConfig) -> Path:
 
         shutil.rmtree(run_dir, ignore_errors=True)  # no half-made run left behind
         raise
+    if fit_intervals:
+        cfg = with_overrides(cfg, **suggest_intervals(cfg, split.train_count))
     save_config(cfg, run_dir / CONFIG_FILE)
     write_status(run_dir, RunStatus(state="queued", heartbeat=time.time()))
     events = EventWriter(run_dir)
@@ -143,6 +155,8 @@ def create_run(cfg: TrainConfig) -> Path:
         skipped_lines=split.skipped_lines,
         warnings=split.warnings,
     )
+    for warning in config_warnings(cfg, split.train_count):
+        events.emit("warning", code="config", message=warning)
     return run_dir
 
 
@@ -179,9 +193,9 @@ def start_worker(run_dir: Path) -> int:
     return process.pid
 
 
-def start_run(cfg: TrainConfig) -> RunInfo:
-    """Create a run and start its worker; returns at once."""
-    run_dir = create_run(cfg)
+def start_run(cfg: TrainConfig, fit_intervals: bool = False) -> RunInfo:
+    """Create a run and start its worker; returns at once (see create_run)."""
+    run_dir = create_run(cfg, fit_intervals)
     start_worker(run_dir)
     return run_info(run_dir)
 

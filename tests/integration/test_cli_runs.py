@@ -86,3 +86,20 @@ def test_pause_then_resume_finishes_the_run(tiny_model_dir: Path) -> None:
     resumed = cli("resume", info["id"], "--follow", timeout=400)
     assert resumed.returncode == 0, resumed.stderr
     assert f"from_step={step}" in resumed.stdout and "[completed]" in resumed.stdout
+
+
+def test_preset_intervals_are_sized_to_the_data(tiny_model_dir: Path) -> None:
+    """A small dataset with the preset's fixed intervals would see no validation point."""
+    result = cli(
+        "train", "--data", str(SAMPLE), "--model", str(tiny_model_dir), "--max-steps", "8",
+        "--set", "max_seq_len=256", "--follow",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    val_lines = [line for line in result.stdout.splitlines() if "val_loss" in line]
+    assert len(val_lines) >= 5  # step 0 and about every step after
+    assert "[data] 124 train / 14 validation examples" in result.stdout
+    from engine.config import load_config
+    from engine.runs import find_run
+
+    cfg = load_config(find_run(result.stdout.splitlines()[0]) / "config.toml")
+    assert cfg.eval_steps == cfg.save_steps == 1

@@ -8,6 +8,10 @@ import sys
 import time
 from typing import Any
 
+# Interval fields: set by hand (config file or --set), they are kept as given; otherwise
+# they are sized to the data so that a small dataset still gets validation points.
+INTERVAL_KEYS = ("eval_steps", "save_steps", "logging_steps")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the run subcommands to the CLI."""
@@ -97,7 +101,12 @@ def run_train(args: argparse.Namespace) -> int:
     from engine.runs import start_run
 
     cfg = _config_from_args(args)
-    info = start_run(cfg)
+    hand_tuned = (
+        args.config
+        or args.config_option
+        or any(item.split("=")[0].strip() in INTERVAL_KEYS for item in args.set)
+    )
+    info = start_run(cfg, fit_intervals=not hand_tuned)
     if args.json:
         print(json.dumps(info.to_json()))
     else:
@@ -196,6 +205,13 @@ def format_event(event: dict[str, Any]) -> str | None:
         detail = f": {event['error']}" if event.get("error") else ""
         hint = f"\n  hint: {event['hint']}" if event.get("hint") else ""
         return f"[{event.get('state')}]{detail}{hint}"
+    if kind == "data":
+        lines = [f"[data] {event.get('train_examples')} train / "
+                 f"{event.get('val_examples')} validation examples"]  # fmt: skip
+        lines += [f"  warning: {w}" for w in event.get("warnings") or []]
+        return "\n".join(lines)
+    if kind == "warning" and event.get("message"):
+        return f"[warning] {event['message']}"
     if kind == "best":
         return f"  best so far: val_loss {_num(event.get('val_loss'))} at step {event.get('step')}"
     if kind in ("warning", "early_stop", "resume", "runtime", "control"):
