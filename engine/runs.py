@@ -8,6 +8,7 @@ module never talks to a worker except through that directory, so any number of v
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -127,11 +128,11 @@ def create_run(cfg: TrainConfig, fit_intervals: bool = False) -> Path:
 
     cfg = freeze_config(cfg)
     root = runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
     while True:
         run_dir = root / new_run_id()
         try:
-            run_dir.mkdir()  # exclusive: a clash just draws another id
+            run_dir.mkdir(mode=0o700)  # exclusive: a clash draws another id; user-only access
             break
         except FileExistsError:
             continue
@@ -205,12 +206,20 @@ def start_run(cfg: TrainConfig, fit_intervals: bool = False) -> RunInfo:
 # ---------------------------------------------------------------------------
 
 
+_RUN_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def find_run(ref: str) -> Path:
-    """A run directory by id, unique id prefix, or path."""
-    path = Path(ref).expanduser()
-    if (path / CONFIG_FILE).is_file():
-        return path
+    """A run directory by id, unique id prefix, or its path; never outside the runs folder."""
     root = runs_dir()
+    path = Path(ref).expanduser()
+    if path.is_absolute() and path.resolve().parent == root.resolve() and path.is_dir():
+        return path
+    if not _RUN_REF.match(ref) or ".." in ref:
+        raise RunNotFoundError(
+            f"{ref!r} is not a run id",
+            hint="run ids look like 20261129-174055-652808; `tunedeck runs` lists them",
+        )
     candidates = sorted(p for p in root.glob(f"{ref}*") if p.is_dir()) if root.is_dir() else []
     exact = [p for p in candidates if p.name == ref]
     if exact:

@@ -128,3 +128,18 @@ def test_latest_valid_skips_unmarked_and_truncated_checkpoints(tmp_path: Path) -
     assert checkpoints.latest_valid(tmp_path) == good
     assert checkpoints.remove_incomplete(tmp_path) == [half]
     assert not half.exists() and truncated.exists()
+
+
+def test_run_references_cannot_escape_the_runs_folder(tunedeck_home: Path) -> None:
+    from engine.runs import RunNotFoundError, find_run
+
+    outside = tunedeck_home / "elsewhere"
+    outside.mkdir()
+    (outside / "config.toml").write_text("")
+    for ref in ("../elsewhere", str(outside), "a/../../b", "..", "/etc"):
+        with pytest.raises(RunNotFoundError):
+            find_run(ref)
+    inside = tunedeck_home / "runs" / "20260101-000000-abcdef"
+    inside.mkdir(parents=True)
+    assert find_run("20260101-000000") == inside
+    assert find_run(str(inside)) == inside

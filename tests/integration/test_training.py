@@ -75,6 +75,7 @@ def test_run_completes_learns_and_leaves_a_loadable_adapter(tiny_model_dir, smal
     info = start_run(tiny_config(tiny_model_dir, small_data))
     done = wait_for_state(info.dir, ("completed",))
     assert done.status is not None and done.status.step == 24
+    assert info.dir.stat().st_mode & 0o077 == 0  # the run directory is the user's alone
 
     events = list(iter_all_events(info.dir))
     losses = train_losses(info.dir)
