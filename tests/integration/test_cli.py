@@ -47,7 +47,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["eval", "r1"], ["export", "r1", "--out", "x"]],
+    [["eval", "r1"]],
 )
 def test_unbuilt_commands_refuse_instead_of_pretending(
     argv: list[str], capsys: pytest.CaptureFixture[str]

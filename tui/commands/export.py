@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-
-from tui.commands.pending import not_implemented
+import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,10 +14,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="export a run's best adapter (or a merged model) with a model card and report",
         description=(
             "Write the run's best adapter as a PEFT directory, or with --merged a full "
-            "model with the adapter merged in, plus config, data hash and a run report."
+            "model with the adapter merged in, plus a model card (README.md), a run report "
+            "(REPORT.md) and a reproducibility bundle (tunedeck/: config, split manifest, "
+            "package versions, the command to repeat the run). The directory appears only "
+            "when complete."
         ),
     )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix of it)")
-    parser.add_argument("--out", metavar="DIR", required=True, help="directory to write")
+    parser.add_argument("--out", metavar="DIR", required=True, help="directory to create")
     parser.add_argument("--merged", action="store_true", help="merge the adapter into the base")
-    parser.set_defaults(handler=not_implemented("export", 7))
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export one run."""
+    from engine.export import export_run
+    from engine.runs import find_run
+
+    result = export_run(
+        find_run(args.run),
+        Path(args.out),
+        merged=args.merged,
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    kind = "merged model" if result.merged else "adapter"
+    print(
+        f"{kind} exported to {result.out} ({result.bytes / 1e6:.1f} MB, {len(result.files)} files)"
+    )
+    return 0
