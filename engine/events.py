@@ -85,9 +85,32 @@ def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]
             event = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        if isinstance(event, dict) and isinstance(event.get("type"), str):
+        if isinstance(event, dict) and _well_formed(event):
             events.append(event)
     return events, offset + end
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _well_formed(event: dict[str, Any]) -> bool:
+    """The fields readers rely on have the right types (a foreign writer may differ)."""
+    kind = event.get("type")
+    if not isinstance(kind, str):
+        return False
+    if kind == "metric":
+        loss = event.get("loss")
+        return (
+            event.get("split") in ("train", "val")
+            and _is_int(event.get("step"))
+            and (isinstance(loss, int | float | str) and not isinstance(loss, bool))
+        )
+    if kind == "resume":
+        return _is_int(event.get("from_step"))
+    if kind == "state":
+        return isinstance(event.get("state"), str)
+    return True
 
 
 def iter_all_events(run_dir: Path) -> Iterator[dict[str, Any]]:

@@ -19,10 +19,12 @@ from typing import Any
 from transformers import TrainerCallback
 
 from engine import checkpoints
-from engine.control import ACTIONS, Action, ControlReader
+from engine.control import ACTIONS, ControlReader
 from engine.events import EventWriter, RunStatus, write_status
 
 ADAPTER_DIR = "adapter"
+DISK_FULL = "disk_full"  # internal request: pause without saving
+MIN_FREE_BYTES = 64 * 1024 * 1024  # events, status and logs need room too
 HEARTBEAT_S = 10.0
 # Validation loss above its best by this fraction for two evaluations in a row, while
 # training loss keeps falling, is the classic picture of overfitting.
@@ -65,6 +67,7 @@ class RunCallback(TrainerCallback):
         self._t0 = time.monotonic()
         self._step0 = resumed_from
         self._last_log = (time.monotonic(), 0)
+        self.checkpoint_bytes = 0  # size of the last checkpoint (or an estimate)
         self._stop_heartbeat = threading.Event()
         self.stop_signal = threading.Event()  # set by the SIGTERM handler
 
@@ -95,14 +98,28 @@ class RunCallback(TrainerCallback):
         self._step0 = state.global_step
         self._last_log = (self._t0, self.tokens.trained)
         self.update_status(max_steps=state.max_steps, step=state.global_step)
+        model = kwargs.get("model")
+        if model is not None and not self.checkpoint_bytes:
+            # Adapter weights + AdamW's two moments, fp32, before the first real checkpoint.
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            self.checkpoint_bytes = trainable * 4 * 3
 
     def on_step_end(self, args, state, control, **kwargs):
         self.update_status(step=state.global_step, epoch=round(state.epoch or 0.0, 4))
-        requests = self.control_reader.poll() if self.is_main else []
+        requests: list[str] = list(self.control_reader.poll()) if self.is_main else []
         if self.stop_signal.is_set():
             requests.append("stop")
+        if control.should_save and self.is_main and not self._space_for_checkpoint():
+            requests.append(DISK_FULL)
         if self.world_size > 1:
             requests = _agree_across_ranks(requests)
+        if DISK_FULL in requests:
+            # Pause without saving: a checkpoint that cannot be completed is worse than
+            # none, and the previous one stays intact for `tunedeck resume`.
+            self.exit_state = "paused"
+            control.should_save = False
+            control.should_training_stop = True
+            return control
         for action in requests:
             self.events.emit("control", action=action, step=state.global_step)
             if action in ("stop", "pause"):
@@ -221,11 +238,27 @@ class RunCallback(TrainerCallback):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if self.is_main and path.is_dir():
             checkpoints.mark_complete(path, state.global_step)
+            self.checkpoint_bytes = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             self.events.emit("checkpoint", step=state.global_step, path=str(path))
         return control
 
+    def _space_for_checkpoint(self) -> bool:
+        """Free space for the next checkpoint (with margin); says why not in the status."""
+        free = shutil.disk_usage(self.run_dir).free
+        need = int(self.checkpoint_bytes * 1.5) + MIN_FREE_BYTES
+        if free >= need:
+            return True
+        message = (
+            f"disk almost full: {free / 1e6:.0f} MB free under {self.run_dir.parent}, "
+            f"the next checkpoint needs about {need / 1e6:.0f} MB"
+        )
+        hint = "free some space, then `tunedeck resume RUN`; the last checkpoint is intact"
+        self.status = replace(self.status, error=message, hint=hint)
+        self.events.emit("warning", code="disk_full", message=message)
+        return False
 
-def _agree_across_ranks(local: list[Action]) -> list[Action]:
+
+def _agree_across_ranks(local: list[str]) -> list[str]:
     """Every rank acts on the same requests at the same step, or DDP would hang.
 
     Rank 0 reads the control file; a SIGTERM may reach any rank. One tiny all-reduce per
@@ -236,11 +269,12 @@ def _agree_across_ranks(local: list[Action]) -> list[Action]:
 
     if not (dist.is_available() and dist.is_initialized()):
         return local
-    flags = torch.tensor([float(a in local) for a in ACTIONS])
+    names = (*ACTIONS, DISK_FULL)
+    flags = torch.tensor([float(a in local) for a in names])
     if dist.get_backend() == "nccl":
         flags = flags.cuda()
     dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    return [a for a, flag in zip(ACTIONS, flags.tolist(), strict=True) if flag > 0]
+    return [a for a, flag in zip(names, flags.tolist(), strict=True) if flag > 0]
 
 
 def _memory_bytes() -> int | None:

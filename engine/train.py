@@ -8,6 +8,7 @@ bitsandbytes quantises the base to NF4 for QLoRA (on CUDA and, slowly, on CPU).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -30,6 +31,10 @@ RUNTIME_FILE = "runtime.json"
 OOM_HINT = (
     "use a smaller micro-batch, a shorter max_seq_len, or enable gradient checkpointing "
     "(or set oom_retry to halve the micro-batch automatically)"
+)
+
+DISK_FULL_HINT = (
+    "free some space, then `tunedeck resume RUN`: the last complete checkpoint is intact"
 )
 
 log = logging.getLogger("tunedeck.worker")
@@ -338,12 +343,15 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
         traceback.print_exc()
         if _is_oom(exc):
             return _fail(callback, f"out of memory: {exc}".splitlines()[0], OOM_HINT)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return _fail(callback, f"disk full while writing: {exc}", DISK_FULL_HINT)
         return _fail(callback, f"{type(exc).__name__}: {exc}", "see worker.log for details")
     if callback.failure is not None:
         return _fail(callback, *callback.failure)
     state = callback.exit_state or "completed"
     callback.update_status(state=state)
-    events.emit("state", state=state, step=callback.status.step)
+    reason = {"error": callback.status.error} if callback.status.error else {}
+    events.emit("state", state=state, step=callback.status.step, **reason)
     return 0
 
 
@@ -392,8 +400,15 @@ def _empty_cuda_cache() -> None:
 
 
 def _fail(callback: RunCallback, message: str, hint: str) -> int:
-    callback.update_status(state="failed", error=message, hint=hint)
-    callback.events.emit("state", state="failed", error=message, hint=hint)
+    """Record the failure; on a full disk even that may fail, and must not hide the cause."""
+    for record in (
+        lambda: callback.update_status(state="failed", error=message, hint=hint),
+        lambda: callback.events.emit("state", state="failed", error=message, hint=hint),
+    ):
+        try:
+            record()
+        except OSError as exc:
+            print(f"could not record the failure ({exc}): {message}", file=sys.stderr)
     return 1
 
 

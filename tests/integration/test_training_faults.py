@@ -97,3 +97,81 @@ def test_oom_retry_halves_the_micro_batch_and_finishes(
     assert (cfg.micro_batch_size, cfg.gradient_accumulation) == (2, 2)
     codes = [e.get("code") for e in iter_all_events(run_dir) if e["type"] == "warning"]
     assert "oom_retry" in codes
+
+
+def test_low_disk_space_pauses_without_a_half_checkpoint_then_resumes(
+    monkeypatch,
+    tiny_model_dir,
+    small_data,  # noqa: F811
+) -> None:
+    import shutil as real_shutil
+
+    from engine import run_callback
+
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, save_steps=2, eval_steps=2,
+                                     max_steps=8))  # fmt: skip
+    real_usage = real_shutil.disk_usage
+    checks = {"n": 0}
+
+    class Usage:
+        def __init__(self, free: int) -> None:
+            self.free = free
+
+    def usage(path):
+        checks["n"] += 1  # one check per save step: steps 2, 4, then "full" at 6
+        return Usage(1_000_000) if checks["n"] >= 3 else real_usage(path)
+
+    monkeypatch.setattr(run_callback.shutil, "disk_usage", usage)
+    assert train.run_worker(run_dir) == 0
+    status = read_status(run_dir)
+    assert status.state == "paused" and status.step == 6
+    assert status.error.startswith("disk almost full") and "resume" in status.hint
+    assert checkpoints.latest_valid(run_dir / "checkpoints").name == "checkpoint-4"
+    assert not (run_dir / "checkpoints" / "checkpoint-6").exists()
+
+    monkeypatch.setattr(run_callback.shutil, "disk_usage", real_usage)  # space freed
+    assert train.run_worker(run_dir) == 0
+    status = read_status(run_dir)
+    assert status.state == "completed" and status.step == 8 and status.error is None
+
+
+def test_enospc_while_writing_a_checkpoint_fails_clearly_and_resume_works(
+    monkeypatch,
+    tiny_model_dir,
+    small_data,  # noqa: F811
+) -> None:
+    import errno
+
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, save_steps=2, eval_steps=2,
+                                     max_steps=6))  # fmt: skip
+    real_mark = checkpoints.mark_complete
+
+    def mark(path, step):
+        if step == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_mark(path, step)
+
+    monkeypatch.setattr(checkpoints, "mark_complete", mark)
+    assert train.run_worker(run_dir) == 1
+    status = read_status(run_dir)
+    assert status.state == "failed" and status.error.startswith("disk full while writing")
+    assert "resume" in status.hint
+    assert checkpoints.latest_valid(run_dir / "checkpoints").name == "checkpoint-2"
+
+    monkeypatch.setattr(checkpoints, "mark_complete", real_mark)
+    assert train.run_worker(run_dir) == 0
+    assert read_status(run_dir).state == "completed"
+    resume = [e for e in iter_all_events(run_dir) if e["type"] == "resume"]
+    assert resume and resume[-1]["from_step"] == 2
+
+
+def test_a_hand_broken_config_fails_the_worker_with_file_and_line(
+    tiny_model_dir,
+    small_data,  # noqa: F811
+) -> None:
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, max_steps=2))
+    (run_dir / "config.toml").write_text("learning_rate = 2e-4\nepochs = = 3\n")
+    assert train.run_worker(run_dir) == 1
+    status = read_status(run_dir)
+    assert status.state == "failed" and "config.toml:2:" in status.error
+    assert "epochs = = 3" in status.hint
