@@ -27,8 +27,8 @@ def fake_run(home: Path, run_id: str, status: RunStatus | None) -> Path:
 
 def test_after_a_reboot_a_running_run_shows_as_died_and_resumable(tunedeck_home) -> None:
     stale = time.time() - 3600
-    run_dir = fake_run(tunedeck_home, "20260101-000000-aaaaaa",
-                       RunStatus(state="running", pid=999_999, step=7, heartbeat=stale))  # fmt: skip
+    status = RunStatus(state="running", pid=999_999, step=7, heartbeat=stale)
+    run_dir = fake_run(tunedeck_home, "20260101-000000-aaaaaa", status)
     info = run_info(run_dir)
     assert info.state == "failed (worker died)" and info.resumable
 
