@@ -28,7 +28,11 @@ def _loaded_top_level_modules(statement: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "statement",
-    ["import engine", "import engine.models, engine.formats, engine.lint, engine.split"],
+    [
+        "import engine",
+        "import engine.models, engine.formats, engine.lint, engine.split",
+        "import engine.evaluate, engine.eval_runner, engine.review, engine.judge",
+    ],
 )
 def test_engine_loads_no_ui_library(statement: str) -> None:
     loaded = _loaded_top_level_modules(statement)

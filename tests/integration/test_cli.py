@@ -45,18 +45,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"tunedeck {__version__}"
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [["eval", "r1"]],
-)
-def test_unbuilt_commands_refuse_instead_of_pretending(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(argv) == 3
-    err = capsys.readouterr().err
-    assert "not implemented yet" in err and "issue" in err
-
-
 def test_models_lists_the_default_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)

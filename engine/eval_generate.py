@@ -1,0 +1,328 @@
+"""Prompts, models and generation for evaluation: base zero-shot, base few-shot, fine-tuned.
+
+- A prompt is the conversation up to its last assistant turn, system prompt kept.
+- Few-shot prompts put k training examples before it as earlier user/assistant turns,
+  the same k for every prompt (chosen once, deterministically), dropping shots from the
+  end where a prompt would not fit in max_seq_len with room for the answer.
+- Generation is batched with left padding (the answers start in the same column) and the
+  KV cache, greedy unless a temperature is set; on CUDA when there is one.
+- Validation loss is the training loss on assistant tokens only (engine.tokenization), so
+  it is comparable with the run's own validation curve.
+
+torch, transformers and peft are imported inside the functions: importing this module
+stays cheap for the TUI.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.formats import Example
+from engine.labels import LabelScheme, parse_json_object
+
+# End-of-turn markers of common chat templates; generation stops at any that exist.
+_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How answers are drawn: greedy when temperature is 0."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 42
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated answer."""
+
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    finished: bool
+    """False when the answer was cut at max_new_tokens."""
+
+
+# ---------------------------------------------------------------------------
+# Prompts
+# ---------------------------------------------------------------------------
+
+
+def as_dicts(messages: Sequence[Any]) -> list[dict[str, str]]:
+    """Chat messages as plain {"role", "content"} dicts."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def prompt_messages(example: Example) -> list[dict[str, str]]:
+    """The conversation before the example's last assistant turn (system prompt kept)."""
+    for index in range(len(example.messages) - 1, -1, -1):
+        if example.messages[index].role == "assistant":
+            return as_dicts(example.messages[:index])
+    return as_dicts(example.messages)
+
+
+def last_user_text(example: Example) -> str:
+    """What the user asked last: the prompt as a person reads it in a table."""
+    for message in reversed(prompt_messages(example)):
+        if message["role"] == "user":
+            return message["content"]
+    return ""
+
+
+def choose_shots(
+    train: Sequence[Example], k: int, seed: int, scheme: LabelScheme | None
+) -> list[Example]:
+    """k training examples for few-shot prompts, the same every time for the same data.
+
+    Shorter examples come first (they leave room for the prompt), in a seeded random
+    order; with labelled data the shots take different labels in turn, most common first,
+    so the base model sees more than one class.
+    """
+    if k <= 0 or not train:
+        return []
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    sizes = [sum(len(m.content) for m in example.messages) for example in train]
+    median = sorted(sizes)[len(sizes) // 2]
+    pool = [i for i in order if sizes[i] <= median] + [i for i in order if sizes[i] > median]
+    if scheme is None:
+        return [train[i] for i in pool[:k]]
+    by_label: dict[str, list[int]] = {}
+    for i in pool:
+        answer = train[i].answer
+        label = scheme.label_of(answer, parse_json_object(answer))
+        by_label.setdefault(label or "", []).append(i)
+    labels = [label for label in scheme.counts if label in by_label]
+    labels += [label for label in by_label if label not in labels]
+    picks: list[int] = []
+    while len(picks) < min(k, len(train)):
+        for label in labels:
+            if by_label[label] and len(picks) < k:
+                picks.append(by_label[label].pop(0))
+    return [train[i] for i in picks]
+
+
+def few_shot_messages(example: Example, shots: Sequence[Example]) -> list[dict[str, str]]:
+    """The prompt with the shots' turns (without their system prompts) after the system."""
+    prompt = prompt_messages(example)
+    system = [m for m in prompt if m["role"] == "system"]
+    rest = [m for m in prompt if m["role"] != "system"]
+    shot_turns = [m for shot in shots for m in as_dicts(shot.messages) if m["role"] != "system"]
+    return system + shot_turns + rest
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The chat template's text for a prompt, ending where the assistant's answer starts."""
+    text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return text
+
+
+def count_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of already-rendered text (the template carries its own special tokens)."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_few_shot(
+    tokenizer: Any, example: Example, shots: Sequence[Example], budget: int
+) -> tuple[str, int]:
+    """The few-shot prompt text with as many shots as fit in `budget` tokens, and that number."""
+    for used in range(len(shots), -1, -1):
+        text = render(tokenizer, few_shot_messages(example, shots[:used]))
+        if used == 0 or count_tokens(tokenizer, text) <= budget:
+            return text, used
+    raise AssertionError("unreachable: zero shots always returns")
+
+
+def max_new_tokens_for(tokenizer: Any, references: Sequence[str], cap: int) -> int:
+    """Room for the longest reference and then some: 1.5 x its tokens + 16, at most `cap`."""
+    longest = max((count_tokens(tokenizer, r) for r in references), default=0)
+    return max(8, min(cap, int(longest * 1.5) + 16))
+
+
+# ---------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------
+
+
+def load_eval_tokenizer(model_name: str) -> Any:
+    """The model's tokenizer set up for batched generation (left padding, a pad token)."""
+    from engine.models import load_tokenizer
+
+    tokenizer = load_tokenizer(model_name)
+    tokenizer.padding_side = "left"  # answers then start in the same column
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(model_name: str, method: str, bf16: str) -> tuple[Any, str]:
+    """(model, device) for inference, the base held as in training (NF4 for qlora).
+
+    The adapter was trained on top of that exact base, so evaluating it on a different
+    precision would measure something else.
+    """
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers.utils import logging as hf_logging
+
+    from engine.models import resolve_model
+    from engine.train import pick_device
+
+    hf_logging.disable_progress_bar()  # progress goes to our events, not tqdm bars
+    device, dtype = pick_device(bf16)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if method == "qlora":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        kwargs["device_map"] = {"": device if device == "cpu" else 0}
+    path = resolve_model(model_name)
+    try:
+        model: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as exc:
+        from engine.errors import ModelLoadError
+
+        raise ModelLoadError(
+            f"could not load the model {model_name} from {path}: {type(exc).__name__}: {exc}",
+            hint="check that the directory is complete (config.json and *.safetensors)",
+        ) from exc
+    if method != "qlora":
+        model.to(device)
+    model.eval()
+    return model, device
+
+
+def attach_adapter(model: Any, adapter_dir: Path, name: str) -> Any:
+    """The model with a LoRA adapter loaded under `name` and made active.
+
+    The first call wraps the base in a PeftModel; later calls add adapters beside it
+    (checkpoints), so the base weights are loaded once.
+    """
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        if name in model.peft_config:
+            model.delete_adapter(name)  # reload: the weights on disk may be newer
+        model.load_adapter(str(adapter_dir), adapter_name=name)
+        model.set_adapter(name)
+        return model
+    wrapped = PeftModel.from_pretrained(model, str(adapter_dir), adapter_name=name)
+    wrapped.eval()
+    return wrapped
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """EOS of tokenizer and model, plus the chat template's end-of-turn tokens."""
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, list | tuple):
+            ids.update(v for v in value if isinstance(v, int))
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[token] for token in _END_OF_TURN if token in vocab)
+    return sorted(ids)
+
+
+# ---------------------------------------------------------------------------
+# Generation and loss
+# ---------------------------------------------------------------------------
+
+
+def generate(
+    model: Any, tokenizer: Any, texts: list[str], sampling: Sampling, device: str
+) -> list[Generated]:
+    """Answers to a batch of rendered prompts (left-padded, KV cache, one generate call)."""
+    import torch
+
+    stops = stop_token_ids(model, tokenizer)
+    encoded = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    encoded = {k: v.to(device) for k, v in encoded.items()}
+    config = copy.deepcopy(model.generation_config)
+    config.update(
+        max_new_tokens=sampling.max_new_tokens,
+        do_sample=not sampling.greedy,
+        temperature=sampling.temperature if not sampling.greedy else 1.0,
+        top_p=sampling.top_p if not sampling.greedy else 1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stops,
+        use_cache=True,
+    )
+    if not sampling.greedy:
+        torch.manual_seed(sampling.seed)
+    with torch.inference_mode():
+        output = model.generate(**encoded, generation_config=config)
+    width = encoded["input_ids"].shape[1]
+    prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
+    results = []
+    for row, new in enumerate(output[:, width:].tolist()):
+        cut = next((i for i, token in enumerate(new) if token in stops), None)
+        kept = new if cut is None else new[:cut]
+        text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+        results.append(Generated(text, int(prompt_lengths[row]), len(kept), cut is not None))
+    return results
+
+
+def _right_padded(batch: Sequence[Any], pad: int) -> tuple[Any, Any, Any]:
+    """(input_ids, labels, attention_mask) of tokenised examples, padded on the right."""
+    import torch
+
+    from engine.tokenization import IGNORE_INDEX
+
+    width = max(len(item.input_ids) for item in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, item in enumerate(batch):
+        n = len(item.input_ids)
+        ids[row, :n], labels[row, :n] = torch.tensor(item.input_ids), torch.tensor(item.labels)
+        mask[row, :n] = 1
+    return ids, labels, mask
+
+
+def validation_loss(
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[Sequence[Any]],
+    max_seq_len: int,
+    batch_size: int,
+    device: str,
+) -> tuple[float | None, int]:
+    """Token-weighted mean loss on the assistant tokens of `conversations`, and the count.
+
+    Returns (None, 0) when no conversation keeps an answer token within max_seq_len.
+    """
+    import torch
+
+    from engine.tokenization import IGNORE_INDEX, tokenize_conversation
+
+    items = [tokenize_conversation(tokenizer, c, max_seq_len) for c in conversations]
+    items = [item for item in items if item.trained_tokens > 0]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total, counted = 0.0, 0
+    for start in range(0, len(items), batch_size):
+        ids, labels, mask = _right_padded(items[start : start + batch_size], pad)
+        # The model shifts labels by one: a label at position 0 is never predicted.
+        predicted = int((labels[:, 1:] != IGNORE_INDEX).sum())
+        if predicted == 0:
+            continue
+        with torch.inference_mode():
+            out = model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+            )
+        total += float(out.loss) * predicted  # the model's loss is the mean over those tokens
+        counted += predicted
+    return (total / counted if counted else None), counted

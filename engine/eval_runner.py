@@ -1,0 +1,398 @@
+"""One evaluation, step by step: prompts, generation, loss, probes, judge, summary.
+
+Work is grouped by the weights it needs (engine.evaluate.ModelGroup): the base model is
+loaded once, adapters are attached beside it, and nothing is loaded at all when every row
+is already there. Each step first keeps the stored rows that are still current (same
+fingerprint) and does only the rest, appending as it goes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import TunedeckError
+from engine.eval_generate import (
+    Sampling,
+    choose_shots,
+    count_tokens,
+    fit_few_shot,
+    last_user_text,
+    max_new_tokens_for,
+    prompt_messages,
+    render,
+)
+from engine.eval_metrics import METRICS_VERSION
+from engine.eval_options import BASE_FEW, BASE_SYSTEMS, TUNED, EvalOptions
+from engine.eval_probes import pending_probes, probe_settings
+from engine.eval_store import (
+    LOSS_FILE,
+    append_jsonl,
+    eval_dir,
+    fingerprint,
+    keep_current,
+    read_jsonl,
+    system_file,
+)
+from engine.eval_summary import (
+    build_scoring,
+    build_summary,
+    read_split,
+    score_output,
+    source_lines,
+    stronger_base,
+    system_rows,
+    write_summary,
+)
+from engine.evaluate import ModelGroup, adapter_digest, model_groups
+
+Emit = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class SystemPlan:
+    """The prompts of one system for the examples evaluated, and their fingerprint."""
+
+    system: str
+    settings: str
+    texts: list[str]
+    lengths: list[int]
+    shots: list[int]
+
+
+class Evaluation:
+    """The state one evaluation shares across its steps."""
+
+    def __init__(
+        self, run_dir: Path, options: EvalOptions, systems: list[str], notes: list[str], emit: Emit
+    ) -> None:
+        from engine.config import load_config
+        from engine.eval_generate import load_eval_tokenizer
+
+        self.run_dir, self.options, self.systems, self.notes = run_dir, options, systems, notes
+        self.emit = emit
+        self.cfg = load_config(run_dir / "config.toml")
+        self.val = read_split(run_dir, "val")
+        self.train = read_split(run_dir, "train")
+        self.count = min(len(self.val), options.max_examples or len(self.val))
+        self.lines = source_lines(run_dir, self.val)
+        self.ctx, self.index = build_scoring(self.train, [e.answer for e in self.val])
+        self.tokenizer = load_eval_tokenizer(self.cfg.model)
+        limit = options.max_new_tokens or max_new_tokens_for(
+            self.tokenizer, [e.answer for e in self.val], options.max_new_tokens_cap
+        )
+        self.sampling = Sampling(
+            limit,
+            options.temperature,
+            options.top_p,
+            options.seed if options.seed is not None else self.cfg.seed,
+        )
+        self.model: Any = None
+        self.device = "cpu"
+        self.loss_settings: dict[str, str] = {}  # model group -> fingerprint of its weights
+        self.probe_settings: dict[str, str] = {}
+
+    # -- the whole run ------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        for note in self.notes:
+            self.emit("eval_note", message=note)
+        self.emit("eval_started", systems=self.systems, examples=self.count)
+        for group in model_groups(self.run_dir, self.systems):
+            self._group(group)
+        judge, judge_error = None, None
+        if self.options.judge and TUNED in self.systems:
+            try:
+                judge = self._judge()
+            except TunedeckError as exc:  # keep the rest of the summary; fail afterwards
+                judge, judge_error = {"error": exc.message, "hint": exc.hint}, exc
+        summary = build_summary(
+            self.run_dir,
+            self.systems,
+            self.ctx,
+            self._system_losses(),
+            self.count,
+            {
+                "examples": self.count,
+                "val_examples": len(self.val),
+                "settings": {"few_shot": self.options.few_shot, **asdict(self.sampling)},
+                "notes": self.notes,
+                "probes": self._drift(),
+                "judge": judge,
+            },
+        )
+        write_summary(self.run_dir, summary)
+        if judge_error is not None:
+            raise judge_error
+        self.emit("eval_done", verdict=summary["verdict"], systems=self.systems)
+        return summary
+
+    def _group(self, group: ModelGroup) -> None:
+        """Generation, loss and probes for the systems sharing one set of weights."""
+        for _attempt in range(3):
+            digest = adapter_digest(group.adapter) if group.adapter else None
+            weights = fingerprint([self.cfg.model, self.cfg.method, self.cfg.bf16, digest])
+            self.loss_settings[group.name] = self._loss_settings(weights)
+            self.probe_settings[group.name] = probe_settings(weights)
+            plans = [self._plan(system, weights) for system in group.systems]
+            pending = [(plan, self._pending(plan)) for plan in plans]
+            loss_todo = self.options.loss and not self._loss_done(group.name, weights)
+            probes_todo = self.options.probes and group.name in ("base", TUNED)
+            if (
+                not any(todo for _, todo in pending)
+                and not loss_todo
+                and not (
+                    probes_todo
+                    and pending_probes(self.run_dir, group.name, self.probe_settings[group.name])
+                )
+            ):
+                return
+            self._activate(group)
+            if group.adapter is None or adapter_digest(group.adapter) == digest:
+                break  # the adapter did not change while it was loaded
+        else:
+            raise TunedeckError(
+                "the adapter kept changing while it was loaded (training saves new bests)",
+                hint="evaluate again once training completes, or with --baseline meanwhile",
+            )
+        for plan, todo in pending:
+            self._generate(plan, todo)
+        if loss_todo:
+            self._loss(group.name, weights)
+        if probes_todo:
+            self._probes(group.name, weights)
+
+    # -- models -------------------------------------------------------------
+
+    def _activate(self, group: ModelGroup) -> None:
+        """Load the base model once; attach (or re-attach) the group's adapter."""
+        from engine.eval_generate import attach_adapter, load_base_model
+
+        if self.model is None:
+            self._share_cpu_with_training()
+            self.emit("eval_progress", phase="load", system=group.name, done=0, total=1)
+            self.model, self.device = load_base_model(
+                self.cfg.model, self.cfg.method, self.cfg.bf16
+            )
+        if group.adapter is not None:
+            name = group.name.replace("@", "_at_")  # adapter names become module keys
+            self.model = attach_adapter(self.model, group.adapter, name)
+
+    def _share_cpu_with_training(self) -> None:
+        import torch
+
+        from engine.control import worker_alive
+
+        if not torch.cuda.is_available() and worker_alive(self.run_dir):
+            threads = max(1, torch.get_num_threads() // 2)
+            torch.set_num_threads(threads)
+            self.emit(
+                "eval_note",
+                message=f"training runs beside: evaluating on {threads} "
+                "CPU threads, both will be slower",
+            )
+
+    def _weights(self, group_name: str) -> Any:
+        """The model in the state a group needs: the base with adapters switched off."""
+        import contextlib
+
+        if group_name == "base" and hasattr(self.model, "disable_adapter"):
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
+
+    # -- generation ---------------------------------------------------------
+
+    def _plan(self, system: str, weights: str) -> SystemPlan:
+        examples = self.val[: self.count]
+        if system == BASE_FEW:
+            shots = choose_shots(self.train, self.options.few_shot, self.cfg.seed, self.ctx.scheme)
+            budget = self.cfg.max_seq_len - self.sampling.max_new_tokens
+            fitted = [fit_few_shot(self.tokenizer, e, shots, budget) for e in examples]
+            texts, used = [t for t, _ in fitted], [n for _, n in fitted]
+            kind: Any = ["few", self.options.few_shot, [s.line for s in shots]]
+        else:
+            texts = [render(self.tokenizer, prompt_messages(e)) for e in examples]
+            used, kind = [0] * len(texts), ["zero"]
+        sampling = asdict(self.sampling)
+        if self.sampling.greedy:
+            sampling = {"max_new_tokens": self.sampling.max_new_tokens, "greedy": True}
+        settings = fingerprint([weights, kind, sampling])
+        lengths = [count_tokens(self.tokenizer, t) for t in texts]
+        return SystemPlan(system, settings, texts, lengths, used)
+
+    def _pending(self, plan: SystemPlan) -> list[int]:
+        """Indices still to generate; stale rows (other settings or prompt) are dropped."""
+        shas = [fingerprint(t) for t in plan.texts]
+
+        def current(row: dict[str, Any]) -> bool:
+            index = row.get("index", -1)
+            if not isinstance(index, int) or row.get("settings") != plan.settings:
+                return False
+            return index >= len(shas) or row.get("prompt_sha") == shas[index]
+
+        rows = keep_current(system_file(self.run_dir, plan.system), current)
+        done = {row["index"] for row in rows}
+        return [i for i in range(self.count) if i not in done]
+
+    def _generate(self, plan: SystemPlan, todo: list[int]) -> None:
+        from engine.eval_generate import generate
+
+        path, total = system_file(self.run_dir, plan.system), self.count
+        done = total - len(todo)
+        self.emit("eval_progress", phase="generate", system=plan.system, done=done, total=total)
+        # Longest prompts first: similar lengths share a batch, and an OOM shows up at once.
+        order = sorted(todo, key=lambda i: -plan.lengths[i])
+        size = self.options.batch_size
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            with self._weights("base" if plan.system in BASE_SYSTEMS else plan.system):
+                answers = generate(
+                    self.model,
+                    self.tokenizer,
+                    [plan.texts[i] for i in batch],
+                    self.sampling,
+                    self.device,
+                )
+            append_jsonl(path, [self._row(plan, i, g) for i, g in zip(batch, answers, strict=True)])
+            done += len(batch)
+            self.emit("eval_progress", phase="generate", system=plan.system, done=done, total=total)
+
+    def _row(self, plan: SystemPlan, index: int, answer: Any) -> dict[str, Any]:
+        example = self.val[index]
+        return {
+            "index": index,
+            "line": self.lines[index],
+            "system": plan.system,
+            "settings": plan.settings,
+            "prompt_sha": fingerprint(plan.texts[index]),
+            "shots": plan.shots[index],
+            "prompt": last_user_text(example),
+            "messages": prompt_messages(example),
+            "reference": example.answer,
+            "output": answer.text,
+            "prompt_tokens": answer.prompt_tokens,
+            "output_tokens": answer.output_tokens,
+            "finished": answer.finished,
+            "metrics_version": METRICS_VERSION,
+            "metrics": score_output(answer.text, example.answer, self.ctx, self.index),
+            "time": time.time(),
+        }
+
+    # -- validation loss ----------------------------------------------------
+
+    def _loss_settings(self, weights: str) -> str:
+        return fingerprint([weights, self.cfg.max_seq_len, len(self.val)])
+
+    def _loss_done(self, name: str, weights: str) -> bool:
+        settings = self._loss_settings(weights)
+        rows = keep_current(
+            eval_dir(self.run_dir) / LOSS_FILE,
+            lambda r: r.get("model") != name or r.get("settings") == settings,
+            key=lambda r: r.get("model"),
+        )
+        return any(r.get("model") == name for r in rows)
+
+    def _loss(self, name: str, weights: str) -> None:
+        from engine.eval_generate import validation_loss
+
+        self.emit("eval_progress", phase="loss", system=name, done=0, total=len(self.val))
+        with self._weights(name):
+            loss, tokens = validation_loss(
+                self.model,
+                self.tokenizer,
+                [e.messages for e in self.val],
+                self.cfg.max_seq_len,
+                self.options.batch_size,
+                self.device,
+            )
+        row = {
+            "model": name,
+            "settings": self._loss_settings(weights),
+            "loss": loss,
+            "tokens": tokens,
+            "time": time.time(),
+        }
+        append_jsonl(eval_dir(self.run_dir) / LOSS_FILE, [row])
+        self.emit(
+            "eval_progress", phase="loss", system=name, done=len(self.val), total=len(self.val)
+        )
+
+    def _system_losses(self) -> dict[str, float | None]:
+        rows = read_jsonl(eval_dir(self.run_dir) / LOSS_FILE)
+        by_model = {
+            r.get("model"): r.get("loss")
+            for r in rows
+            if self.loss_settings.get(str(r.get("model"))) == r.get("settings")
+        }
+        return {s: by_model.get("base" if s in BASE_SYSTEMS else s) for s in self.systems}
+
+    # -- probes, judge --------------------------------------------------------
+
+    def _probes(self, name: str, weights: str) -> None:
+        from engine.eval_generate import generate
+        from engine.eval_probes import (
+            MAX_NEW_TOKENS,
+            PROBES,
+            pending_probes,
+            probe_messages,
+            store_probe_answers,
+        )
+
+        settings = probe_settings(weights)
+        todo = pending_probes(self.run_dir, name, settings)
+        if not todo:
+            return
+        total = len(PROBES)
+        self.emit("eval_progress", phase="probes", system=name, done=total - len(todo), total=total)
+        texts = [render(self.tokenizer, probe_messages(PROBES[i])) for i in todo]
+        with self._weights(name):
+            sampling = Sampling(MAX_NEW_TOKENS)
+            answers = generate(self.model, self.tokenizer, texts, sampling, self.device)
+        store_probe_answers(self.run_dir, name, settings, todo, [a.text for a in answers])
+        self.emit("eval_progress", phase="probes", system=name, done=total, total=total)
+
+    def _drift(self) -> dict[str, Any] | None:
+        from engine.eval_probes import stored_drift
+
+        if TUNED not in self.systems or not self.options.probes:
+            return None
+        result = stored_drift(self.run_dir, self.probe_settings, self.ctx.scheme)
+        return {**asdict(result), "note": result.note()} if result else None
+
+    def _judge(self) -> dict[str, Any] | None:
+        from engine.judge import JudgeItem, judge_items, judge_stats
+
+        config = self.options.judge
+        assert config is not None
+        rows = {
+            s: system_rows(self.run_dir, s, self.count)
+            for s in self.systems
+            if s in (*BASE_SYSTEMS, TUNED)
+        }
+        means = {s: {"primary": _mean_primary(r)} for s, r in rows.items()}
+        against = config.against or stronger_base(means)
+        if against is None or against not in rows:
+            self.emit("eval_note", message="judge skipped: no base system evaluated to compare")
+            return None
+        theirs = {r["index"]: r for r in rows[against]}
+        items = [
+            JudgeItem(
+                r["index"], r["messages"], r["reference"], r["output"], theirs[r["index"]]["output"]
+            )
+            for r in rows[TUNED]
+            if r["index"] in theirs
+        ]
+
+        def progress(done: int, total: int) -> None:
+            self.emit("eval_progress", phase="judge", system=TUNED, done=done, total=total)
+
+        verdicts = judge_items(self.run_dir, config, against, items, progress=progress)
+        return asdict(judge_stats(verdicts, against))
+
+
+def _mean_primary(rows: list[dict[str, Any]]) -> float | None:
+    values = [r["metrics"]["primary"] for r in rows]
+    return sum(values) / len(values) if values else None

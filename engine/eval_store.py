@@ -1,0 +1,145 @@
+"""The files of `<run>/eval/`: append-only JSONL that a crash never corrupts.
+
+    eval/<system>.jsonl   one row per validation example and system (base_zero, base_few,
+                          tuned, tuned@<step>), appended as generated
+    eval/loss.jsonl       validation loss per model (base, tuned, tuned@<step>)
+    eval/probes.jsonl     general-ability probe answers (base, tuned)
+    eval/judge.jsonl      LLM-as-judge verdicts, two calls per example (positions swapped)
+    eval/review.jsonl     human review marks, last mark per example wins
+    eval/ab.jsonl         blind A/B preferences, last per example and pair wins
+    eval/summary.json     aggregates and verdict, replaced atomically after each eval
+    eval.lock             held by a running evaluation (flock; in the run directory)
+
+Rows carry a `settings` fingerprint of everything that decided them (model, adapter
+weights, prompt kind, sampling); rows whose fingerprint differs from the current one are
+stale and are redone, the rest are kept: that is what makes evaluation resumable.
+A last line without its newline (a process killed mid-write) is cut off before the next
+append, and skipped by readers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any
+
+EVAL_DIR = "eval"
+LOSS_FILE = "loss.jsonl"
+PROBES_FILE = "probes.jsonl"
+JUDGE_FILE = "judge.jsonl"
+REVIEW_FILE = "review.jsonl"
+AB_FILE = "ab.jsonl"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = "eval.lock"
+LOG_FILE = "eval.log"
+
+
+def eval_dir(run_dir: Path) -> Path:
+    """`<run>/eval/`, created on first use."""
+    path = run_dir / EVAL_DIR
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def system_file(run_dir: Path, system: str) -> Path:
+    """The generations of one system: `eval/<system>.jsonl`."""
+    return eval_dir(run_dir) / f"{system}.jsonl"
+
+
+def fingerprint(value: Any) -> str:
+    """A short stable hash of JSON-able data (what decided a row)."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def file_digest(paths: Iterable[Path]) -> str:
+    """Content hash of files (an adapter's weights): a retrained adapter hashes differently."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Complete JSON-object lines of a file; a torn last line or a garbled line is skipped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for raw in data[: data.rfind(b"\n") + 1].splitlines():
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line without newline, so the next append starts on a line of its own."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        content = handle.read()  # only after a crash, and eval files are small
+        handle.truncate(content.rfind(b"\n") + 1)
+
+
+def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows and fsync: once this returns, a crash or power loss keeps them."""
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if not lines:
+        return
+    _cut_torn_tail(path)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def rewrite_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Replace a file with `rows` (temp file, fsync, rename): readers see old or new."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def keep_current(
+    path: Path,
+    current: Callable[[dict[str, Any]], bool],
+    key: Callable[[dict[str, Any]], Hashable] = lambda row: row.get("index"),
+) -> list[dict[str, Any]]:
+    """The rows that are still current; stale rows are removed from the file.
+
+    Args:
+        current: tells a row made with today's settings from a stale one.
+        key: what identifies a row; one row per key is kept (the first written: a
+            repeated key can only come from two processes racing, which the lock prevents).
+    """
+    rows = read_jsonl(path)
+    kept: dict[Hashable, dict[str, Any]] = {}
+    for row in rows:
+        if current(row) and key(row) not in kept:
+            kept[key(row)] = row
+    if len(kept) != len(rows):
+        rewrite_jsonl(path, kept.values())
+    return list(kept.values())

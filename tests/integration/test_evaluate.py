@@ -1,0 +1,260 @@
+"""Evaluation of real runs on the tiny model: all systems, resumable after an interrupt or a
+kill -9, baseline before training, the judge over loopback, and `tunedeck eval`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.config import from_preset, with_overrides
+from engine.control import worker_lock
+from engine.eval_options import BASE_SYSTEMS, EvalOptions
+from engine.eval_store import read_jsonl
+from engine.eval_summary import run_scoring, score_output
+from engine.evaluate import (
+    EvalRunningError,
+    eval_lock,
+    eval_pid,
+    eval_running,
+    run_eval,
+    start_eval,
+    stop_eval,
+)
+from engine.events import iter_all_events
+from engine.paths import runs_dir
+from engine.runs import create_run, start_run
+from tests.chat_server import ChatServer
+from tests.integration.test_training import SAMPLE, tiny_config, wait_for_state
+from tui.cli import main
+
+FAST = {"max_examples": 4, "max_new_tokens": 8, "batch_size": 3}
+"""Small enough for CPU tests: 4 held-out examples, 8-token answers."""
+
+
+def copy_run(run_dir: Path, into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    target = into / run_dir.name
+    shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("*.lock"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tickets.jsonl"
+    path.write_text("".join(SAMPLE.read_text().splitlines(keepends=True)[:60]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(
+    tiny_model_dir: Path, data_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """One completed tiny run for the module (tests work on copies of it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUNEDECK_HOME", str(tmp_path_factory.mktemp("home")))
+        info = start_run(tiny_config(tiny_model_dir, data_file, max_steps=12))
+        wait_for_state(info.dir, ("completed",))
+    return info.dir
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained run, evaluated once with FAST settings."""
+    run = copy_run(trained_run, tmp_path_factory.mktemp("evaluated"))
+    run_eval(run, EvalOptions(**FAST))
+    return run
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    server = ChatServer("prefer_json").start()
+    yield server
+    server.stop()
+
+
+def test_eval_of_a_completed_run_writes_all_systems_and_metrics(evaluated_run: Path) -> None:
+    run = evaluated_run
+    ctx, index = run_scoring(run)
+    assert ctx.primary_name == "category accuracy"
+    for system in ("base_zero", "base_few", "tuned"):
+        rows = read_jsonl(run / "eval" / f"{system}.jsonl")
+        assert sorted(r["index"] for r in rows) == [0, 1, 2, 3]
+        for row in rows:
+            assert row["system"] == system and row["output_tokens"] <= 8
+            assert row["metrics"] == score_output(row["output"], row["reference"], ctx, index)
+            assert row["messages"][-1]["role"] == "user"
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    assert set(summary["systems"]) == {"base_zero", "base_few", "tuned"}
+    assert all(s["n"] == 4 for s in summary["systems"].values())
+    assert summary["examples"] == 4 and summary["settings"]["max_new_tokens"] == 8
+    assert summary["against"] in BASE_SYSTEMS and summary["verdict"]
+
+    # Validation loss agrees with the trainer's own: step 0 (LoRA starts as a no-op) for
+    # the base model, the best step for the adapter.
+    val = {e["step"]: e["loss"] for e in iter_all_events(run)
+           if e["type"] == "metric" and e["split"] == "val"}  # fmt: skip
+    best = min(val.values())
+    assert summary["systems"]["base_zero"]["val_loss"] == pytest.approx(val[0], rel=1e-3)
+    assert summary["systems"]["tuned"]["val_loss"] == pytest.approx(best, rel=1e-3)
+    assert summary["systems"]["tuned"]["val_loss"] < summary["systems"]["base_zero"]["val_loss"]
+
+    probes = read_jsonl(run / "eval" / "probes.jsonl")
+    assert sorted((r["model"], r["index"]) for r in probes) == sorted(
+        (m, i) for m in ("base", "tuned") for i in range(12)
+    )
+    assert summary["probes"]["probes"] == 12 and "general ability" in summary["probes"]["note"]
+    kinds = [e["type"] for e in iter_all_events(run) if e["type"].startswith("eval_")]
+    assert kinds[0] == "eval_started" and kinds[-1] == "eval_done"
+    progress = [e for e in iter_all_events(run) if e["type"] == "eval_progress"]
+    assert {"system": "tuned", "done": 4, "total": 4} in [
+        {k: e[k] for k in ("system", "done", "total")} for e in progress
+    ]
+
+
+def test_an_interrupted_eval_resumes_without_regenerating(trained_run: Path, tmp_path) -> None:
+    run = copy_run(trained_run, tmp_path)
+    options = EvalOptions(**{**FAST, "batch_size": 2, "loss": False, "probes": False})
+
+    def interrupt_after_first_tuned_batch(event: dict) -> None:
+        if event["type"] == "eval_progress" and event["system"] == "tuned" and event["done"]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(run, options, on_event=interrupt_after_first_tuned_batch)
+    tuned = run / "eval" / "tuned.jsonl"
+    before = {name: (run / "eval" / name).read_bytes() for name in ("base_zero.jsonl",
+              "base_few.jsonl", "tuned.jsonl")}  # fmt: skip
+    assert len(read_jsonl(tuned)) == 2
+    assert [e["type"] for e in iter_all_events(run)][-1] == "eval_stopped"
+
+    seen: list[dict] = []
+    run_eval(run, options, on_event=seen.append)
+    generated = [e for e in seen if e["type"] == "eval_progress" and e["phase"] == "generate"]
+    # the base systems were complete: not a single batch; tuned went on from 2 of 4
+    assert [(e["system"], e["done"]) for e in generated] == [("tuned", 2), ("tuned", 4)]
+    for name, data in before.items():
+        assert (run / "eval" / name).read_bytes().startswith(data), name  # rows unchanged
+    assert sorted(r["index"] for r in read_jsonl(tuned)) == [0, 1, 2, 3]
+    assert (run / "eval" / "base_zero.jsonl").read_bytes() == before["base_zero.jsonl"]
+
+
+def test_a_killed_detached_eval_resumes(trained_run: Path, tmp_path: Path) -> None:
+    run = copy_run(trained_run, tmp_path)
+    options = EvalOptions(systems=BASE_SYSTEMS, max_new_tokens=24, batch_size=1)
+    pid = start_eval(run, options)
+    rows_file = run / "eval" / "base_zero.jsonl"
+    deadline = time.monotonic() + 120
+    while not read_jsonl(rows_file) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # subprocess may have reaped it already
+        os.waitpid(pid, 0)
+    assert not eval_running(run)  # the kernel released the lock with the process
+    survivors = read_jsonl(rows_file)
+    assert 1 <= len(survivors) < 9, "the detached eval finished before it could be killed"
+
+    run_eval(run, options)
+    rows = read_jsonl(rows_file)
+    assert sorted(r["index"] for r in rows) == list(range(9))  # the whole validation split
+    assert rows[: len(survivors)] == survivors
+    assert len(read_jsonl(run / "eval" / "base_few.jsonl")) == 9
+
+
+def test_one_evaluation_per_run(tmp_path: Path) -> None:
+    assert not eval_running(tmp_path) and not stop_eval(tmp_path)
+    with eval_lock(tmp_path):
+        assert eval_pid(tmp_path) == os.getpid()
+        with pytest.raises(EvalRunningError):
+            start_eval(tmp_path, EvalOptions())
+        with pytest.raises(EvalRunningError):
+            run_eval(tmp_path, EvalOptions())
+    assert eval_pid(tmp_path) is None
+
+
+def test_baseline_before_training_beside_a_live_worker(
+    tiny_model_dir: Path, data_file: Path
+) -> None:
+    import torch
+
+    run = create_run(tiny_config(tiny_model_dir, data_file))  # no worker, no adapter yet
+    notes: list[str] = []
+    threads = torch.get_num_threads()
+    try:
+        with worker_lock(run):  # what a training worker holds while it trains
+            summary = run_eval(
+                run,
+                EvalOptions(max_examples=2, max_new_tokens=4, loss=False, probes=False),
+                on_event=lambda e: notes.append(e.get("message", "")),
+            )
+    finally:
+        torch.set_num_threads(threads)
+    assert set(summary["systems"]) == {"base_zero", "base_few"}
+    assert summary["verdict"].startswith("baseline only")
+    assert any("no fine-tuned adapter yet" in n for n in notes)
+    assert any("training runs beside" in n for n in notes)
+
+
+def test_cli_eval_prints_the_summary_and_judges_over_loopback(
+    evaluated_run: Path, chat_server: ChatServer, capsys
+) -> None:
+    run = copy_run(evaluated_run, runs_dir())  # the CLI finds runs in $TUNEDECK_HOME
+    args = ["eval", run.name[:15], "--max-examples", "4", "--max-new-tokens", "8"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "verdict: " in out and "fine-tuned" in out and "base few-shot" in out
+    assert "loading the model" not in err  # every row was there: nothing regenerated
+
+    judge = ["--judge-url", chat_server.url, "--judge-model", "judge", "--json"]
+    assert main([*args, *judge]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    stats = summary["judge"]
+    assert stats["n"] == 4 and stats["consistency"] == 1.0  # the test judge has no bias
+    assert len(chat_server.requests) == 8
+    assert len(read_jsonl(run / "eval" / "judge.jsonl")) == 4
+    assert summary["review"]["ab"]["n"] == 0 and summary["dir"] == str(run / "eval")
+
+    wrong = ["--judge-url", chat_server.url + "/nowhere", "--judge-model", "judge"]
+    assert main([*args, *wrong]) == 2
+    assert "HTTP 404" in capsys.readouterr().err
+    saved = json.loads((run / "eval" / "summary.json").read_text())
+    assert "HTTP 404" in saved["judge"]["error"] and saved["verdict"]  # the rest is kept
+
+
+def test_cli_eval_errors(tiny_model_dir: Path, data_file: Path, capsys) -> None:
+    assert main(["eval", "no-such-run"]) == 2
+    assert "no run matches" in capsys.readouterr().err
+
+    fresh = create_run(tiny_config(tiny_model_dir, data_file))
+    assert main(["eval", fresh.name, "--systems", "tuned"]) == 2
+    err = capsys.readouterr().err
+    assert "no fine-tuned adapter yet" in err and "--baseline" in err
+
+    cfg = tiny_config(tiny_model_dir, data_file)
+    no_val = create_run(with_overrides(cfg, **{"data.source": None, "data.train": str(data_file)}))
+    assert main(["eval", no_val.name]) == 2
+    err = capsys.readouterr().err
+    assert "no validation examples" in err and "val_fraction" in err
+
+
+@pytest.mark.slow
+def test_the_default_model_answers_sample_prompts(default_model_home, monkeypatch) -> None:
+    """The real SmolLM2-135M, zero-shot, on three held-out tickets of the sample data."""
+    monkeypatch.setenv("TUNEDECK_HOME", str(default_model_home))
+    run = create_run(from_preset("quick", **{"data.source": str(SAMPLE)}))
+    options = EvalOptions(systems=("base_zero",), max_examples=3, max_new_tokens=48,
+                          loss=False, probes=False)  # fmt: skip
+    summary = run_eval(run, options)
+    rows = read_jsonl(run / "eval" / "base_zero.jsonl")
+    assert sorted(r["index"] for r in rows) == [0, 1, 2]
+    assert all(len(r["output"].split()) >= 3 for r in rows), [r["output"] for r in rows]
+    stats = summary["systems"]["base_zero"]
+    assert stats["n"] == 3 and 0.0 <= stats["json_valid"] <= 1.0
+    assert summary["verdict"].startswith("baseline only")
