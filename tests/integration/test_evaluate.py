@@ -258,3 +258,25 @@ def test_the_default_model_answers_sample_prompts(default_model_home, monkeypatc
     stats = summary["systems"]["base_zero"]
     assert stats["n"] == 3 and 0.0 <= stats["json_valid"] <= 1.0
     assert summary["verdict"].startswith("baseline only")
+
+
+def test_the_judge_key_never_reaches_the_run_directory_or_output(
+    evaluated_run: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = "sk-tunedeck-planted-7f3a9c1e"
+    server = ChatServer("prefer_json", require_key=planted).start()
+    try:
+        monkeypatch.setenv("TUNEDECK_JUDGE_KEY", planted)
+        run = copy_run(evaluated_run, runs_dir())
+        args = ["eval", run.name, "--max-examples", "4", "--max-new-tokens", "8",
+                "--judge-url", server.url, "--judge-model", "judge",
+                "--judge-key-env", "TUNEDECK_JUDGE_KEY"]  # fmt: skip
+        assert main(args) == 0
+        assert server.headers[-1]["Authorization"] == f"Bearer {planted}"  # it was used
+    finally:
+        server.stop()
+    out, err = capsys.readouterr()
+    assert planted not in out and planted not in err
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert planted.encode() not in path.read_bytes(), path
