@@ -23,6 +23,7 @@ from engine.config import TrainConfig, load_config
 from engine.control import RunLockedError, worker_lock
 from engine.errors import TunedeckError
 from engine.events import EventWriter, read_status
+from engine.fast_loss import PackedCollator, trained_positions_loss
 from engine.run_callback import RunCallback, TokenCounter
 from engine.tokenization import IGNORE_INDEX, tokenize_conversation
 
@@ -66,11 +67,10 @@ class ChatDataset:
 
 
 class PaddingCollator:
-    """Right-pads a batch to its longest member and counts the tokens it trains on."""
+    """Right-pads a batch to its longest member (evaluation batches)."""
 
-    def __init__(self, pad_id: int, counter: TokenCounter | None = None) -> None:
+    def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
-        self.counter = counter
 
     def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
@@ -84,9 +84,6 @@ class PaddingCollator:
             ids[row, :n] = torch.tensor(item["input_ids"])
             labels[row, :n] = torch.tensor(item["labels"])
             mask[row, :n] = 1
-        if self.counter is not None:
-            self.counter.trained += int((labels != IGNORE_INDEX).sum())
-            self.counter.total += int(mask.sum())
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
@@ -196,6 +193,7 @@ def training_arguments(
         use_cpu=device == "cpu",
         remove_unused_columns=False,
         disable_tqdm=True,
+        prediction_loss_only=True,  # evaluation needs the loss, not every logit
         logging_nan_inf_filter=False,  # report a NaN loss as NaN: the callback stops on it
         dataloader_num_workers=0,  # the collator counts tokens in this process
         ddp_find_unused_parameters=False,  # LoRA uses every adapter: skip the extra graph walk
@@ -208,6 +206,22 @@ def _trainer_class() -> Any:
 
     class RunTrainer(Trainer):
         eval_collator: Any = None
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            # Logits only where a token trains (engine.fast_loss); same value as the
+            # model's own loss. Normalised over the whole accumulated batch when the
+            # Trainer counted it, else a per-micro-batch mean it divides by accumulation.
+            loss, outputs = trained_positions_loss(model, inputs, num_items_in_batch)
+            self.loss_is_scaled_for_ga = num_items_in_batch is not None
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # DDP averages the gradients
+            return (loss, outputs) if return_outputs else loss
 
         def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
             # The loader keeps the collate function it was built with: swap it in briefly.
@@ -262,7 +276,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         args=training_arguments(cfg, run_dir, device, dtype, has_val=len(val) > 0),
         train_dataset=train,
         eval_dataset=val if len(val) else None,
-        data_collator=PaddingCollator(pad_id, callback.tokens),
+        data_collator=PackedCollator(callback.tokens),
         callbacks=[callback],
     )
     trainer.eval_collator = PaddingCollator(pad_id)

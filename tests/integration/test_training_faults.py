@@ -23,8 +23,11 @@ def keep_signal_handlers():
         signal.signal(sig, handler)
 
 
-def inject_into_head(monkeypatch: pytest.MonkeyPatch, failure) -> None:
-    """Wrap model loading so the LM head's training forward passes go through `failure`."""
+def inject_into_head(monkeypatch: pytest.MonkeyPatch, failure, module: str = "output") -> None:
+    """Wrap model loading so a layer's training forward passes go through `failure`.
+
+    `module`: "output" (the LM head) or "input" (the token embeddings).
+    """
     original = train.load_model
 
     def load_with_fault(*args, **kwargs):
@@ -37,7 +40,10 @@ def inject_into_head(monkeypatch: pytest.MonkeyPatch, failure) -> None:
             calls["training"] += 1
             return failure(calls["training"], output)
 
-        model.get_output_embeddings().register_forward_hook(hook)
+        layer = (
+            model.get_output_embeddings() if module == "output" else model.get_input_embeddings()
+        )
+        layer.register_forward_hook(hook)
         return model
 
     monkeypatch.setattr(train, "load_model", load_with_fault)
@@ -86,11 +92,13 @@ def test_oom_retry_halves_the_micro_batch_and_finishes(
     run_dir = create_run(tiny_config(tiny_model_dir, small_data, max_steps=6, oom_retry=True,
                                      micro_batch_size=4, gradient_accumulation=1))  # fmt: skip
 
-    def oom_on_batches_of_four(n, out):
-        if out.shape[0] >= 4:
+    def oom_on_long_rows(n, out):
+        # A padding-free micro-batch is one row: 4 examples of >=130 tokens exceed 520,
+        # 2 examples of at most max_seq_len=256 tokens never do.
+        if out.shape[1] > 520:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    inject_into_head(monkeypatch, oom_on_batches_of_four)
+    inject_into_head(monkeypatch, oom_on_long_rows, module="input")
     assert train.run_worker(run_dir) == 0
     assert read_status(run_dir).state == "completed"
     cfg = load_config(run_dir / "config.toml")

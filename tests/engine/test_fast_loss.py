@@ -1,0 +1,71 @@
+"""The fast loss path is the same mathematics: packed == padded == the model's own loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from engine.fast_loss import PackedCollator, trained_positions_loss
+from engine.tokenization import tokenize_conversation
+from engine.train import PaddingCollator
+from tests.conftest import REPO_ROOT
+from tests.tiny_model import build_tiny_model
+
+SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_tokenizer) -> list[dict[str, list[int]]]:
+    lines = SAMPLE.read_text().splitlines()[:4]
+    items = []
+    for line in lines:
+        tokens = tokenize_conversation(tiny_tokenizer, json.loads(line)["messages"], 512)
+        items.append({"input_ids": tokens.input_ids, "labels": tokens.labels})
+    assert len({len(i["input_ids"]) for i in items}) > 1  # varied lengths: padding matters
+    return items
+
+
+def grads(model) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_packed_and_padded_losses_and_gradients_equal_the_models_own(tiny_tokenizer, batch) -> None:
+    model = build_tiny_model(tiny_tokenizer)
+    padded = PaddingCollator(tiny_tokenizer.pad_token_id)(batch)
+    packed = PackedCollator()(batch)
+    assert packed["input_ids"].shape == (1, sum(len(i["input_ids"]) for i in batch))
+
+    reference = model(**padded).loss
+    reference.backward()
+    expected = grads(model)
+    model.zero_grad()
+    for inputs in (padded, packed):
+        loss, outputs = trained_positions_loss(model, inputs)
+        torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-5)
+        loss.backward()
+        torch.testing.assert_close(grads(model), expected, rtol=1e-4, atol=1e-6)
+        model.zero_grad()
+    trained = int((packed["labels"][:, 1:] != -100).sum())
+    assert outputs.logits.reshape(-1, outputs.logits.shape[-1]).shape[0] == trained
+
+
+def test_examples_in_a_packed_row_do_not_see_each_other(tiny_tokenizer, batch) -> None:
+    model = build_tiny_model(tiny_tokenizer).eval()
+    packed = PackedCollator()(batch[:2])
+    with torch.no_grad():
+        together = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
+                         use_cache=False).logits  # fmt: skip
+        alone = model(input_ids=torch.tensor([batch[1]["input_ids"]])).logits
+    first = len(batch[0]["input_ids"])
+    torch.testing.assert_close(together[:, first:], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_num_items_normalises_over_the_accumulated_batch(tiny_tokenizer, batch) -> None:
+    model = build_tiny_model(tiny_tokenizer)
+    packed = PackedCollator()(batch)
+    trained = int((packed["labels"][:, 1:] != -100).sum())
+    mean, _ = trained_positions_loss(model, packed)
+    over_double, _ = trained_positions_loss(model, packed, torch.tensor(2 * trained))
+    torch.testing.assert_close(over_double, mean / 2)
