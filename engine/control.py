@@ -33,23 +33,21 @@ class RunLockedError(TunedeckError):
 
 
 @contextlib.contextmanager
-def worker_lock(run_dir: Path, wait_s: float = 5.0) -> Iterator[None]:
-    """Hold the run's worker lock, or raise RunLockedError after `wait_s`.
+def pid_lock(path: Path, busy: TunedeckError, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (our pid written in it), or raise `busy`.
 
-    The short wait covers a viewer that is probing the lock at the same moment.
+    The kernel drops the lock when the holder dies, kill -9 and reboots included, so a
+    dead process never leaves it held. `wait_s` covers a viewer probing it just then.
     """
     deadline = time.monotonic() + wait_s
-    with open(run_dir / LOCK_FILE, "a+") as handle:  # closing releases the flock
+    with open(path, "a+") as handle:  # closing releases the flock
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise RunLockedError(
-                        f"run {run_dir.name} is already owned by a running worker",
-                        hint="`tunedeck runs` shows its state; stop it before resuming",
-                    ) from None
+                    raise busy from None
                 time.sleep(0.05)
         handle.seek(0)
         handle.truncate()
@@ -58,18 +56,32 @@ def worker_lock(run_dir: Path, wait_s: float = 5.0) -> Iterator[None]:
         yield
 
 
-def worker_alive(run_dir: Path) -> bool:
-    """True while some process holds the run's worker lock."""
-    path = run_dir / LOCK_FILE
+def lock_holder(path: Path) -> int | None:
+    """The pid holding the lock at `path` (-1 if unreadable), or None when it is free."""
     if not path.exists():
-        return False
+        return None
     with open(path) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
         fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+        return None
+
+
+def worker_lock(run_dir: Path, wait_s: float = 5.0) -> contextlib.AbstractContextManager[None]:
+    """Hold the run's worker lock, or raise RunLockedError after `wait_s`."""
+    busy = RunLockedError(
+        f"run {run_dir.name} is already owned by a running worker",
+        hint="`tunedeck runs` shows its state; stop it before resuming",
+    )
+    return pid_lock(run_dir / LOCK_FILE, busy, wait_s)
+
+
+def worker_alive(run_dir: Path) -> bool:
+    """True while some process holds the run's worker lock."""
+    return lock_holder(run_dir / LOCK_FILE) is not None
 
 
 def send_request(run_dir: Path, action: Action) -> None:

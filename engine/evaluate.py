@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.control import lock_holder, pid_lock
 from engine.errors import TunedeckError
 from engine.eval_options import (
     BASE_FEW,
@@ -71,41 +71,22 @@ class NoAdapterError(TunedeckError):
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def eval_lock(run_dir: Path) -> Iterator[None]:
+def eval_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the run's evaluation lock, or raise EvalRunningError at once.
 
     An flock: the kernel drops it when the holder dies, so a killed evaluation never
     leaves the run locked.
     """
-    with open(run_dir / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EvalRunningError(
-                f"an evaluation of run {run_dir.name} is already running",
-                hint="wait for it (its progress is in the run's events) or stop it",
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
+    busy = EvalRunningError(
+        f"an evaluation of run {run_dir.name} is already running",
+        hint="wait for it (its progress is in the run's events) or stop it",
+    )
+    return pid_lock(run_dir / LOCK_FILE, busy)
 
 
 def eval_pid(run_dir: Path) -> int | None:
     """The pid of the running evaluation of the run, or None when none runs."""
-    path = run_dir / LOCK_FILE
-    if not path.exists():
-        return None
-    with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
+    return lock_holder(run_dir / LOCK_FILE)
 
 
 def eval_running(run_dir: Path) -> bool:
