@@ -1,6 +1,8 @@
-"""The tunedeck Textual app: orchestrates the wizard's screens, nothing more.
+"""The tunedeck Textual app: orchestrates the wizard's steps, nothing more.
 
-The app is handed a Backend (the engine facade) so tests can inject a fake.
+Each step (tui/steps.py) is an app mode with its own screen, so a step keeps its state
+while you visit others; Runs and Models are modes too. The app is handed a Backend (the
+engine facade), so tests can inject a fake.
 """
 
 from __future__ import annotations
@@ -9,49 +11,188 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import var
 
+from engine.config import with_overrides
+from engine.events import ACTIVE_STATES
 from engine.paths import sample_data_dir
 from tui.backend import Backend
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.error import ErrorDialog
+from tui.dialogs.help import HelpDialog
 from tui.paths import stylesheet
-from tui.screens.data import DataScreen
+from tui.screens.base import WizardScreen
 from tui.screens.models import ModelsScreen
+from tui.screens.runs import RunsScreen
+from tui.steps import STEPS, Step
+from tui.wizard import Wizard
 
 DEFAULT_SAMPLE = "support_tickets.jsonl"
 
 
 class TunedeckApp(App[None]):
-    """Fine-tuning wizard: data first; models one key away."""
+    """Fine-tuning wizard: Data → Split → Hyperparameters → Train; Runs and Models aside.
+
+    BINDINGS:
+        ctrl+n / ctrl+p: next / previous step;  r: Runs;  m: Models;  ?: help;  q: quit
+    """
 
     TITLE = "tunedeck"
-    CSS_PATH = [stylesheet("app"), stylesheet("data"), stylesheet("models")]
+    ENABLE_COMMAND_PALETTE = False
+    CSS_PATH = [stylesheet(name) for name in ("app", "dialogs")]
     BINDINGS = [
+        Binding("ctrl+n", "next_step", "Next step"),
+        Binding("ctrl+p", "previous_step", "Prev step"),
+        Binding("r", "show_runs", "Runs"),
+        Binding("m", "show_models", "Models", show=False),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
-        Binding("d", "show_data", "Data"),
-        Binding("m", "show_models", "Models"),
     ]
 
-    def __init__(self, backend: Backend, data_path: Path, model: str) -> None:
+    steps_done: var[frozenset[str]] = var(frozenset())
+    """Modes of the completed steps; the step bar watches it."""
+
+    def __init__(self, backend: Backend, data_path: Path, model: str, run: Path | None = None):
         super().__init__()
         self.backend = backend
-        self.data_path = data_path
-        self.model = model
+        self.wizard = Wizard(data_path, model)
+        self.steps: tuple[Step, ...] = STEPS
+        self.start_run = run
+        self.offer_runs = False
+        self.last_mode = STEPS[0].mode
+        self.left_running: list[str] = []
+        """Ids of runs still training when the app quit (run_app says so)."""
 
     def on_mount(self) -> None:
-        self.sub_title = f"model: {self.model}"
-        self.push_screen(DataScreen(self.data_path))
+        for step in self.steps:
+            self.add_mode(step.mode, step.screen)
+        self.add_mode("runs", RunsScreen)
+        self.add_mode("models", ModelsScreen)
+        if self.start_run is not None:
+            self.attach(self.start_run)
+        elif any(info.state in ACTIVE_STATES for info in self.backend.list_runs()):
+            self.offer_runs = True
+            self.switch_mode("runs")
+        else:
+            self.switch_mode(self.steps[0].mode)
 
-    def action_show_data(self) -> None:
-        if not isinstance(self.screen, DataScreen):
-            self.pop_screen()
+    # -- steps ---------------------------------------------------------------------------
+
+    def _step_index(self) -> int | None:
+        modes = [s.mode for s in self.steps]
+        return modes.index(self.current_mode) if self.current_mode in modes else None
+
+    def steps_before(self, mode: str) -> list[Step]:
+        modes = [s.mode for s in self.steps]
+        return list(self.steps[: modes.index(mode)])
+
+    def set_step_done(self, mode: str, done: bool) -> None:
+        self.steps_done = self.steps_done | {mode} if done else self.steps_done - {mode}
+
+    def data_changed(self) -> None:
+        """A new dataset makes the split and everything after it stale."""
+        self.steps_done = self.steps_done & {"data"}
+
+    def split_changed(self) -> None:
+        self.steps_done = self.steps_done - {"split", "hparams"}
+
+    def action_next_step(self) -> None:
+        index = self._step_index()
+        if index is None:
+            self.switch_mode(self.last_mode)
+            return
+        blocker = self.screen.leave_blocker() if isinstance(self.screen, WizardScreen) else None
+        if blocker:
+            self.notify(blocker, title="Not yet", severity="warning")
+        elif index + 1 < len(self.steps):
+            self.switch_mode(self.steps[index + 1].mode)
+
+    def action_previous_step(self) -> None:
+        index = self._step_index()
+        if index is None:
+            self.action_back()
+        elif index > 0:
+            self.switch_mode(self.steps[index - 1].mode)
+
+    def action_goto_step(self, mode: str) -> None:
+        missing = [s.title for s in self.steps_before(mode) if s.mode not in self.steps_done]
+        if missing and mode != self.current_mode:
+            self.notify(f"Complete {', '.join(missing)} first.", severity="warning")
+        else:
+            self.switch_mode(mode)
+
+    # -- around the steps ----------------------------------------------------------------
+
+    def _aside(self, mode: str) -> None:
+        if self.current_mode in [s.mode for s in self.steps]:
+            self.last_mode = self.current_mode
+        self.switch_mode(mode)
+
+    def action_show_runs(self) -> None:
+        self._aside("runs")
 
     def action_show_models(self) -> None:
-        if not isinstance(self.screen, ModelsScreen):
-            self.push_screen(ModelsScreen(selected=self.model))
+        self._aside("models")
+
+    def action_back(self) -> None:
+        self.switch_mode(self.last_mode)
+
+    def attach(self, run_dir: Path) -> None:
+        """Show a run on the Train screen: its history first, then live."""
+        self.wizard.run_dir = run_dir
+        self.switch_mode("train")
+
+    def use_model(self, name: str) -> None:
+        self.wizard.model = name
+        self.wizard.config = with_overrides(self.wizard.config, model=name)
+
+    def action_help(self) -> None:
+        sections = [("Everywhere", self.BINDINGS)]
+        sections += [(f"{n}. {s.title}", s.screen.BINDINGS) for n, s in enumerate(self.steps, 1)]
+        sections += [("Runs", RunsScreen.BINDINGS), ("Models", ModelsScreen.BINDINGS)]
+        self.push_screen(HelpDialog(sections))
+
+    # -- errors and quitting -------------------------------------------------------------
+
+    def show_error(self, error: BaseException) -> None:
+        """An error as a dialog (message and hint); unexpected ones are logged in full."""
+        self.push_screen(ErrorDialog.of(error))
+
+    async def action_quit(self) -> None:
+        running = [info.id for info in self.backend.list_runs() if info.state in ACTIVE_STATES]
+        if not running:
+            self._leave()
+            return
+        self.push_screen(
+            ConfirmDialog(
+                "Quit tunedeck?",
+                f"Run(s) {', '.join(running)} keep training in the background: quitting "
+                "never stops a run. `tunedeck attach RUN` shows one again.",
+                "Quit",
+                "Stay",
+            ),
+            lambda yes: self._leave(running) if yes else None,
+        )
+
+    def _leave(self, running: list[str] | None = None) -> None:
+        self.left_running = running or []
+        self.backend.shutdown()
+        self.exit()
 
 
-def run_app(data: str | None = None, model: str | None = None) -> int:
-    """Open the wizard (blocking) and return the exit code."""
+def run_app(data: str | None = None, model: str | None = None, run: str | None = None) -> int:
+    """Open the wizard (blocking) and return the exit code.
+
+    Args:
+        data: dataset to open first (default: the bundled sample data).
+        model: model to start from (default: the embedded default model).
+        run: a run id / prefix / path to open on the Train screen (`tunedeck attach`).
+    """
     backend = Backend()
     data_path = Path(data) if data else sample_data_dir() / DEFAULT_SAMPLE
-    TunedeckApp(backend, data_path, model or backend.default_model).run()
+    run_dir = backend.find_run(run) if run else None
+    app = TunedeckApp(backend, data_path, model or backend.default_model, run_dir)
+    app.run()
+    for run_id in app.left_running:
+        print(f"run {run_id} keeps training in the background: `tunedeck attach {run_id}`")
     return 0

@@ -1,21 +1,52 @@
 """What the TUI talks to: a thin facade over engine, injected into the app.
 
-Tests hand the app a fake with the same methods. Anything that needs torch (model
-conversion) runs in a child process (`tunedeck models --prepare NAME --json`), so the
-TUI process never imports the training stack.
+Tests hand the app a fake with the same methods. Everything here may block (file reads,
+child processes), so screens call it from worker threads. Anything that needs torch or
+transformers (model conversion, counting tokens with a model's tokenizer) runs in a child
+process, so the TUI process never imports the training stack.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
+from engine import config as engine_config
+from engine import evaluate as engine_evaluate
+from engine import review as engine_review
+from engine import runs as engine_runs
+from engine.config import TrainConfig
+from engine.control import Action
 from engine.errors import TunedeckError
+from engine.eval_options import EvalOptions
+from engine.events import EVENTS_FILE, read_events
 from engine.formats import LoadedDataset, load_examples
-from engine.models import DEFAULT_MODEL, ModelInfo, list_models
+from engine.lint import FixResult, LintReport, lint_file, write_cleaned_copy
+from engine.model_shapes import read_model_config
+from engine.models import (
+    DEFAULT_MODEL,
+    ModelInfo,
+    converted_dir,
+    is_complete_model_dir,
+    list_models,
+)
+from engine.review import AbPair, AbStats, EvalTable
+from engine.runs import LOG_FILE, RunInfo
+from engine.split import SplitResult, split_dataset
+from tui.token_survey import TokenSurvey, survey_from_json
+
+ProgressFn = Callable[[str, float], None]
+"""Receives a stage description and the fraction done (0..1)."""
+
+LOG_TAIL_BYTES = 64 * 1024
+"""How much of worker.log a viewer reads when it attaches: the tail is what matters."""
 
 
 class Backend:
@@ -23,36 +54,232 @@ class Backend:
 
     default_model = DEFAULT_MODEL
 
+    def __init__(self) -> None:
+        self._children: set[subprocess.Popen[str]] = set()
+
+    def shutdown(self) -> None:
+        """Stop child processes still working for the TUI (never a training run)."""
+        for process in list(self._children):
+            process.kill()
+
+    # -- data ------------------------------------------------------------------------------
+
+    def lint(self, path: Path, progress: Callable[[float], None]) -> LintReport:
+        """Lint without a tokenizer (structure, duplicates, labels): fast, in-process."""
+        return lint_file(path, progress=progress, tokens_note="counting tokens separately")
+
+    def load_dataset(self, path: Path) -> LoadedDataset:
+        """Parse a dataset file into examples."""
+        return load_examples(path)
+
+    def read_source_line(self, path: Path, line: int) -> str | None:
+        """The text of one line of a JSONL file (to show a record that did not parse)."""
+        if path.suffix.lower() not in (".jsonl", ".ndjson") or line < 1:
+            return None
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = next(islice(handle, line - 1, None), None)
+        return None if text is None else text.rstrip("\r\n")
+
+    def survey_tokens(
+        self, path: Path, model: str, max_seq_len: int, progress: ProgressFn
+    ) -> TokenSurvey:
+        """Lint with the model's tokenizer and count every example's tokens (child process)."""
+        command = [sys.executable, "-m", "tui.token_survey", str(path), model, str(max_seq_len)]
+        event = self._run_child(command, progress, f"counting tokens with {model}")
+        return survey_from_json(event)
+
+    def write_cleaned_copy(self, path: Path, out: Path) -> FixResult:
+        """A copy without error records and exact duplicates; the input is never modified."""
+        return write_cleaned_copy(path, out)
+
+    def preview_split(
+        self, path: Path, val_fraction: float, seed: int, val_file: Path | None
+    ) -> SplitResult:
+        """The split a run will make (same engine call, same arguments), into a temp dir."""
+        with tempfile.TemporaryDirectory(prefix="tunedeck-split-") as tmp:
+            return split_dataset(
+                path, Path(tmp), val_fraction=val_fraction, seed=seed, val_file=val_file
+            )
+
+    # -- models and config -----------------------------------------------------------------
+
     def list_models(self) -> list[ModelInfo]:
         """Models available offline (cheap: no torch)."""
         return list_models()
 
-    def load_dataset(self, path: Path) -> LoadedDataset:
-        """Parse a dataset file into examples (runs in a worker thread)."""
-        return load_examples(path)
-
-    def prepare_model(self, name: str, progress: Callable[[str, float], None]) -> Path:
+    def prepare_model(self, name: str, progress: ProgressFn) -> Path:
         """Convert / resolve a model in a child process, reporting its progress lines."""
         command = [sys.executable, "-m", "tui.cli", "models", "--prepare", name, "--json"]
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        assert process.stdout is not None and process.stderr is not None
-        ready_path: Path | None = None
-        for line in process.stdout:
-            event = _parse_event(line)
-            if event.get("type") == "progress":
-                progress(str(event["stage"]), float(event["fraction"]))
-            elif event.get("type") == "ready":
-                ready_path = Path(event["path"])
-        stderr = process.stderr.read()
-        if process.wait() != 0 or ready_path is None:
-            message, hint = _error_from_stderr(stderr)
-            raise TunedeckError(message or f"preparing {name} failed", hint=hint)
-        return ready_path
+        event = self._run_child(command, progress, f"preparing {name}", result_type="ready")
+        return Path(event["path"])
+
+    def model_config(self, model: str) -> dict[str, Any] | None:
+        """The model's config.json when it is on disk already (no conversion, no network)."""
+        path = Path(model).expanduser()
+        if path.is_dir() and (path / "config.json").is_file():
+            return read_model_config(path)
+        name = path.stem if path.suffix == ".gguf" else model
+        cached = converted_dir(name)
+        return read_model_config(cached) if is_complete_model_dir(cached) else None
+
+    def device(self) -> tuple[str, int | None]:
+        """("cuda", free bytes) when an NVIDIA GPU answers nvidia-smi, else ("cpu", None)."""
+        if shutil.which("nvidia-smi") is None:
+            return "cpu", None
+        query = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
+        try:
+            out = subprocess.run(query, capture_output=True, text=True, timeout=5, check=True)
+            return "cuda", int(out.stdout.split()[0]) * 2**20
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            return "cpu", None
+
+    def throughput(self, device: str) -> float | None:
+        """FLOP/s the time estimate assumes (None: the engine's default for the device)."""
+        return None
+
+    def save_config(self, cfg: TrainConfig, path: Path) -> None:
+        """Write the config as commented TOML."""
+        engine_config.save_config(cfg, path)
+
+    def load_config(self, path: Path) -> TrainConfig:
+        """Read a TOML config (raises ConfigError with the line at fault)."""
+        return engine_config.load_config(path)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(self, cfg: TrainConfig) -> RunInfo:
+        """Create the run directory and start its detached worker; returns at once."""
+        return engine_runs.start_run(cfg)
+
+    def list_runs(self) -> list[RunInfo]:
+        """All runs, newest first."""
+        return engine_runs.list_runs()
+
+    def run_info(self, run_dir: Path) -> RunInfo:
+        """Status and effective state of a run (a dead worker shows as failed)."""
+        return engine_runs.run_info(run_dir)
+
+    def run_config(self, run_dir: Path) -> TrainConfig:
+        """The frozen config a run was started with."""
+        return engine_config.load_config(run_dir / engine_runs.CONFIG_FILE)
+
+    def find_run(self, ref: str) -> Path:
+        """A run directory by id, unique prefix or path."""
+        return engine_runs.find_run(ref)
+
+    def read_events(self, run_dir: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """Complete events from byte `offset` on, and the offset to continue from."""
+        return read_events(run_dir / EVENTS_FILE, offset)
+
+    def read_log(self, run_dir: Path, offset: int) -> tuple[list[str], int]:
+        """New complete lines of worker.log from `offset` (0: start from its recent tail)."""
+        path = run_dir / LOG_FILE
+        try:
+            with open(path, "rb") as handle:
+                size = handle.seek(0, 2)
+                if offset == 0 and size > LOG_TAIL_BYTES:
+                    offset = size - LOG_TAIL_BYTES
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        lines = data[:end].decode("utf-8", errors="replace").splitlines()
+        return lines, offset + end
+
+    def request(self, run_dir: Path, action: Action) -> None:
+        """Ask the run's worker to stop, pause, checkpoint or evaluate at its next step."""
+        engine_runs.request(run_dir, action)
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Start a new worker that continues from the newest checkpoint."""
+        engine_runs.resume_run(run_dir)
+
+    def _run_child(
+        self, command: list[str], progress: ProgressFn, what: str, result_type: str = "result"
+    ) -> dict[str, Any]:
+        """Run a child that prints JSON lines; relay `progress` lines, return its result.
+
+        Raises:
+            TunedeckError: the child failed; its `error:` / `hint:` stderr lines become ours.
+        """
+        # stderr goes to a file: a chatty child (progress bars) must not fill a pipe
+        # nobody reads while we read stdout, or both would wait forever.
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            self._children.add(process)
+            try:
+                result = _read_child(process, progress, result_type)
+            finally:
+                self._children.discard(process)
+            if result is None:
+                stderr.seek(0)
+                message, hint = _error_from_stderr(stderr.read())
+                raise TunedeckError(message or f"{what} failed", hint=hint)
+        return result
+
+    # -- evaluation and review -------------------------------------------------------------
+
+    def start_eval(self, run_dir: Path) -> int:
+        """Start the detached evaluation of every system; its pid.
+
+        Raises:
+            EvalRunningError, NoValidationDataError, NoAdapterError: nothing started.
+        """
+        return engine_evaluate.start_eval(run_dir, EvalOptions())
+
+    def eval_running(self, run_dir: Path) -> bool:
+        """True while some process evaluates the run."""
+        return engine_evaluate.eval_running(run_dir)
+
+    def load_eval_table(self, run_dir: Path) -> EvalTable:
+        """The run's stored evaluation rows, marks, judge verdicts and summary."""
+        return engine_review.load_table(run_dir)
+
+    def review_summary(self, run_dir: Path, against: str) -> dict[str, Any]:
+        """Counts of review marks and the blind A/B statistics."""
+        return engine_review.review_summary(run_dir, against)
+
+    def set_mark(
+        self, run_dir: Path, index: int, mark: Any = "keep", note: str | None = None
+    ) -> dict[str, Any]:
+        """Mark an example good / bad / skip (None clears) and/or set its note; saved at once."""
+        if mark == "keep":
+            return engine_review.set_mark(run_dir, index, note=note)
+        return engine_review.set_mark(run_dir, index, mark, note=note)
+
+    def ab_stats(self, run_dir: Path, against: str) -> AbStats:
+        """The fine-tuned model's blind A/B win rate against `against`."""
+        return engine_review.ab_stats(run_dir, against)
+
+    def record_preference(
+        self, run_dir: Path, pair: AbPair, preferred: str, against: str
+    ) -> AbStats:
+        """Save one blind A/B preference; the updated win rate against `against`."""
+        engine_review.record_preference(run_dir, pair, preferred)  # type: ignore[arg-type]
+        return engine_review.ab_stats(run_dir, against)
+
+    def export_review(self, run_dir: Path) -> Path:
+        """Write the review as CSV in the run's eval directory; its path."""
+        return engine_review.export_review(run_dir, fmt="csv")
 
 
-def _parse_event(line: str) -> dict:
+def _read_child(
+    process: subprocess.Popen[str], progress: ProgressFn, result_type: str
+) -> dict[str, Any] | None:
+    """The child's result event (None if it failed), relaying its progress events."""
+    assert process.stdout is not None
+    result: dict[str, Any] | None = None
+    for line in process.stdout:
+        event = _parse_event(line)
+        if event.get("type") == "progress":
+            progress(str(event["stage"]), float(event["fraction"]))
+        elif event.get("type") == result_type:
+            result = event
+    return result if process.wait() == 0 else None
+
+
+def _parse_event(line: str) -> dict[str, Any]:
     try:
         event = json.loads(line)
     except json.JSONDecodeError:
@@ -61,7 +288,7 @@ def _parse_event(line: str) -> dict:
 
 
 def _error_from_stderr(stderr: str) -> tuple[str, str]:
-    """Pick the CLI's `error:` and `hint:` lines out of its stderr."""
+    """Pick the `error:` and `hint:` lines out of a child's stderr."""
     message = hint = ""
     for line in stderr.splitlines():
         if line.startswith("error: "):

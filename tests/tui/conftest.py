@@ -1,31 +1,166 @@
-"""A fake backend for Pilot tests: real dataset parsing, scripted models."""
+"""A fake backend for Pilot and snapshot tests: real dataset work, scripted models and runs.
+
+Linting, loading and splitting the sample data are real (cheap, no torch). Token counts,
+models and runs are scripted so that tests are fast and screens are deterministic: no
+child processes, no timestamps, fixed run ids.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.worker import WorkerCancelled, WorkerFailed
 
+from engine.config import TrainConfig, with_overrides
 from engine.errors import TunedeckError
+from engine.events import RunStatus
+from engine.formats import load_examples
+from engine.lint import Finding, lint_file
+from engine.lint_findings import sort_key
 from engine.models import ModelInfo
+from engine.runs import RunInfo, RunStateError
 from tests.conftest import REPO_ROOT
 from tui.app import TunedeckApp
 from tui.backend import Backend
+from tui.token_survey import TokenSurvey
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
+DEFECTS = REPO_ROOT / "sample_data" / "support_tickets_defects.jsonl"
+SIZE = (100, 32)
+
+# The shape of SmolLM2-135M (config.json), so the estimate has real arithmetic to do.
+SMOLLM2_CONFIG: dict[str, Any] = {
+    "model_type": "llama",
+    "vocab_size": 49152,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 8192,
+}
+
+
+@dataclass
+class FakeRun:
+    """A run the fake backend makes up: its events, log lines and status."""
+
+    dir: Path
+    config: TrainConfig
+    state: str = "running"
+    events: list[dict[str, Any]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    max_steps: int | None = 40
+
+    def info(self) -> RunInfo:
+        metrics = [e for e in self.events if e["type"] == "metric" and e["split"] == "train"]
+        best = [e for e in self.events if e["type"] == "best"]
+        status = RunStatus(
+            state=self.state if not self.state.startswith("failed") else "failed",
+            step=metrics[-1]["step"] if metrics else 0,
+            max_steps=self.max_steps,
+            epoch=metrics[-1]["epoch"] if metrics else 0.0,
+            best_val_loss=best[-1]["val_loss"] if best else None,
+            best_step=best[-1]["step"] if best else None,
+        )
+        return RunInfo(self.dir.name, self.dir, self.state, status, 0.0)
+
+
+def train_event(step: int, loss: float, max_steps: int = 40) -> dict[str, Any]:
+    """A training metric event as the worker writes it (no wall-clock fields)."""
+    return {
+        "type": "metric",
+        "split": "train",
+        "step": step,
+        "epoch": round(step / 10, 4),
+        "loss": loss,
+        "lr": 2e-4 * 0.5 * (1 + math.cos(math.pi * step / max_steps)),
+        "grad_norm": 0.5,
+        "tokens_per_s": 1500.0,
+        "trained_tokens": step * 900,
+        "elapsed_s": step * 2.0,
+        "eta_s": (max_steps - step) * 2.0,
+        "memory": 600 * 2**20,
+    }
+
+
+def scripted_events(upto: int, overfit: bool = False) -> list[dict[str, Any]]:
+    """Events of a run up to step `upto`: loss falls; with `overfit`, val loss turns up."""
+    events: list[dict[str, Any]] = [
+        {"type": "state", "state": "queued"},
+        {"type": "state", "state": "running"},
+    ]
+    best: tuple[int, float] | None = None
+    for step in range(0, upto + 1, 2):
+        if step:
+            events.append(train_event(step, round(2.4 * math.exp(-step / 12) + 0.3, 4)))
+        if step % 10 == 0:
+            rise = max(0, step - 20) * 0.02 if overfit else 0.0
+            val = round(2.5 * math.exp(-step / 14) + 0.45 + rise, 4)
+            events.append({"type": "metric", "split": "val", "step": step, "loss": val})
+            if best is None or val < best[1]:
+                best = (step, val)
+                events.append({"type": "best", "step": step, "val_loss": val})
+    if overfit and upto >= 40:
+        events.append(
+            {
+                "type": "warning",
+                "code": "overfitting",
+                "step": 40,
+                "message": "validation loss rose from 0.6400 to 0.8200 while training loss "
+                "is 0.3830",
+            }
+        )
+    return events
 
 
 class FakeBackend(Backend):
-    """Parses datasets for real (cheap, no torch); models and preparation are scripted."""
+    """Real dataset work; scripted token counts, models and runs."""
 
     def __init__(self, fail_prepare: bool = False) -> None:
+        super().__init__()
         self.fail_prepare = fail_prepare
         self.prepared: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.resumed: list[str] = []
+        self.started: list[TrainConfig] = []
+        self.runs: dict[Path, FakeRun] = {}
         self.models = [
             ModelInfo("smollm2-135m", "embedded", True, "converts on first use (~20 s)", "/x.gguf"),
             ModelInfo("tiny-local", "converted", True, "ready", "/models/tiny-local"),
         ]
+
+    # -- data: tokens are counted as bytes / 4 (deterministic, no tokenizer) -------------
+
+    def survey_tokens(
+        self, path: Path, model: str, max_seq_len: int, progress: Callable[[str, float], None]
+    ) -> TokenSurvey:
+        progress("counting tokens per example", 0.5)
+        examples = load_examples(path).examples
+        lengths = {
+            e.line: sum(len(m.content.encode()) for m in e.messages) // 4 + 12 for e in examples
+        }
+        report = lint_file(path, max_seq_len=max_seq_len)
+        ordered = sorted(lengths.values())
+        counted = Finding(
+            "info",
+            "token-lengths",
+            0,
+            f"tokens after the chat template: p50 {ordered[len(ordered) // 2]:,}, "
+            f"max {ordered[-1]:,}; max_seq_len {max_seq_len:,}",
+        )
+        findings = [f for f in report.findings if f.code != "tokens-skipped"] + [counted]
+        report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
+        return TokenSurvey(model, max_seq_len, lengths, False, report)
+
+    # -- models ------------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
         return list(self.models)
@@ -39,10 +174,86 @@ class FakeBackend(Backend):
         self.models[0] = ModelInfo(name, "embedded", True, "ready", f"/models/{name}")
         return Path(f"/models/{name}")
 
+    def model_config(self, model: str) -> dict[str, Any] | None:
+        return dict(SMOLLM2_CONFIG)
+
+    def device(self) -> tuple[str, int | None]:
+        return "cpu", None
+
+    def throughput(self, device: str) -> float | None:
+        return 80e9  # the same figure on every machine: snapshots must not vary
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def add_run(self, run_id: str, state: str = "running", **kwargs: Any) -> FakeRun:
+        run_dir = Path("/fake-runs") / run_id
+        cfg = kwargs.pop("config", None) or with_overrides(TrainConfig(), model="smollm2-135m")
+        self.runs[run_dir] = FakeRun(run_dir, cfg, state, **kwargs)
+        return self.runs[run_dir]
+
+    def start_run(self, cfg: TrainConfig) -> RunInfo:
+        self.started.append(cfg)
+        run = self.add_run(f"20250301-10150{len(self.started)}-c0ffee", "queued", config=cfg)
+        run.events.append({"type": "state", "state": "queued"})
+        return run.info()
+
+    def list_runs(self) -> list[RunInfo]:
+        return [run.info() for run in sorted(self.runs.values(), key=lambda r: r.dir.name)][::-1]
+
+    def run_info(self, run_dir: Path) -> RunInfo:
+        return self.runs[run_dir].info()
+
+    def run_config(self, run_dir: Path) -> TrainConfig:
+        return self.runs[run_dir].config
+
+    def read_events(self, run_dir: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+        events = self.runs[run_dir].events
+        return list(events[offset:]), len(events)
+
+    def read_log(self, run_dir: Path, offset: int) -> tuple[list[str], int]:
+        lines = self.runs[run_dir].log
+        return list(lines[offset:]), len(lines)
+
+    def request(self, run_dir: Path, action: Any) -> None:
+        run = self.runs[run_dir]
+        if run.state not in ("running", "queued"):
+            raise RunStateError(f"run {run_dir.name} is {run.state}; `{action}` needs a worker")
+        self.requests.append((run_dir.name, action))
+
+    def resume_run(self, run_dir: Path) -> None:
+        self.resumed.append(run_dir.name)
+        self.runs[run_dir].state = "queued"
+
 
 @pytest.fixture
 def make_app() -> Callable[..., TunedeckApp]:
-    def factory(data: Path = SAMPLE, backend: Backend | None = None) -> TunedeckApp:
-        return TunedeckApp(backend or FakeBackend(), data, "smollm2-135m")
+    """An app on the sample data with a FakeBackend (or the backend given)."""
+
+    def factory(
+        data: Path = SAMPLE,
+        backend: Backend | None = None,
+        model: str = "smollm2-135m",
+        run: Path | None = None,
+    ) -> TunedeckApp:
+        return TunedeckApp(backend or FakeBackend(), data, model, run)
 
     return factory
+
+
+async def settle(pilot: Any, rounds: int = 3) -> None:
+    """Let workers finish and their messages be handled (a few rounds: work posts work)."""
+    for _ in range(rounds):
+        # A cancelled or failed worker is the test's to check, not settle's.
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):
+            await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Pause until `condition()` holds; fails the test after `timeout` seconds of waiting."""
+    waited = 0.0
+    while not condition():
+        if waited >= timeout:
+            pytest.fail(f"condition not met after {timeout:.0f} s of waiting")
+        await pilot.pause(0.1)
+        waited += 0.1

@@ -53,10 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     attach = subparsers.add_parser(
         "attach",
-        help="follow a run's live progress and metrics (replays its history first)",
-        description="Replay a run's events, then follow them. Ctrl-C detaches; the run goes on.",
+        help="watch a run live: the wizard's Train screen, or text lines with --text",
+        description=(
+            "Open the wizard's Train screen on a run (its whole loss curve from the start, "
+            "then live). With --text, or when the output is not a terminal, print its "
+            "events as lines instead. Leaving either way never stops the run."
+        ),
     )
     attach.add_argument("run", metavar="RUN", help="run id (or a unique prefix of it)")
+    attach.add_argument(
+        "--text", action="store_true", help="print events as text lines instead of the TUI"
+    )
     attach.set_defaults(handler=run_attach)
 
     for name, text in (
@@ -147,10 +154,15 @@ def _age(created: float) -> str:
 
 
 def run_attach(args: argparse.Namespace) -> int:
-    """Replay and follow a run."""
+    """Open the Train screen on a run (a terminal), or replay and follow it as text."""
     from engine.runs import find_run
 
-    return follow(find_run(args.run))
+    run_dir = find_run(args.run)
+    if args.text or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return follow(run_dir)
+    from tui.app import run_app
+
+    return run_app(run=str(run_dir))
 
 
 def run_control(args: argparse.Namespace) -> int:

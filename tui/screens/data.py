@@ -1,4 +1,9 @@
-"""Wizard step 1, Data: the dataset file, its format and size, and its examples as chat."""
+"""Wizard step 1, Data: the dataset file, its examples as chat, and what lint found.
+
+Linting runs in a worker thread with a progress bar (big files take seconds); token
+lengths need the model's tokenizer, so they are counted in a child process afterwards
+(`tui.token_survey`) and the report gains the token checks when they arrive.
+"""
 
 from __future__ import annotations
 
@@ -7,103 +12,394 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import OptionList, ProgressBar, Static, TabbedContent, TabPane, Tabs
 from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.errors import TunedeckError
-from engine.formats import LoadedDataset
+from engine.formats import Example, LoadedDataset
+from engine.lint import Finding, FixResult, LintReport
+from engine.paths import sample_data_dir
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.error import ErrorDialog
+from tui.dialogs.file_browser import FileBrowserDialog
+from tui.dialogs.prompt import PromptDialog
+from tui.paths import display_path, stylesheet
+from tui.screens.base import WizardScreen
+from tui.token_survey import TokenSurvey
 from tui.widgets.chat_view import ChatView
+from tui.widgets.dataset_stats import DatasetStats
+from tui.widgets.finding_view import FindingContext, FindingView, related_lines
+from tui.widgets.length_histogram import LengthHistogram
+from tui.widgets.lint_report import LintReportList
+from tui.widgets.path_input import DATASET_SUFFIXES, PathInput
 
-PREVIEW_CHARS = 60
+PREVIEW_CHARS = 70
+PREVIEW_LIMIT = 2_000
+"""Examples listed in the preview; a 100k-line file lists its first ones."""
 
 
-class DataScreen(Screen[None]):
-    """Shows what the wizard will train on. Loading runs in a worker thread."""
+class DataScreen(WizardScreen):
+    """Pick the dataset; see its examples, its lint report and its token lengths.
 
-    BINDINGS = [("j", "cursor_down", "Next"), ("k", "cursor_up", "Previous")]
+    BINDINGS:
+        ctrl+o: browse for a dataset file (starts in the current file's directory)
+        w: write a cleaned copy without error records and exact duplicates
+        e / l / s: show the Examples / Lint / Stats tab
+    """
+
+    MODE = "data"
+    CSS_PATH = stylesheet("data")
+    AUTO_FOCUS = "#example-list"
+    BINDINGS = [
+        Binding("ctrl+o", "browse", "Open file"),
+        Binding("w", "clean_copy", "Clean copy"),
+        Binding("e", "tab('examples')", "Examples tab", show=False),
+        Binding("l", "tab('lint')", "Lint tab", show=False),
+        Binding("s", "tab('stats')", "Stats tab", show=False),
+    ]
 
     @dataclass
-    class Loaded(Message):
-        """The dataset was parsed."""
+    class LintProgressed(Message):
+        """Share of the file linted so far; only the latest matters."""
 
-        dataset: LoadedDataset
+        fraction: float
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, DataScreen.LintProgressed)
 
     @dataclass
-    class Failed(Message):
-        """The dataset could not be read; `text` says why and what to do."""
+    class Inspected(Message):
+        """The file was linted and (when usable) loaded."""
 
-        text: str
+        path: Path
+        report: LintReport
+        dataset: LoadedDataset | None
 
-    def __init__(self, path: Path) -> None:
+    @dataclass
+    class TokensProgressed(Message):
+        """A stage of the token count; only the latest matters."""
+
+        stage: str
+        fraction: float
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, DataScreen.TokensProgressed)
+
+    @dataclass
+    class TokensCounted(Message):
+        """Token lengths (and the lint report with token checks) arrived."""
+
+        path: Path
+        survey: TokenSurvey
+
+    @dataclass
+    class TokensFailed(Message):
+        """Token lengths could not be counted; `reason` says why."""
+
+        path: Path
+        reason: str
+
+    @dataclass
+    class FindingLoaded(Message):
+        """What a finding refers to was read; show it."""
+
+        context: FindingContext
+        focus: bool
+
+    @dataclass
+    class CleanCopyWritten(Message):
+        """`write_cleaned_copy` finished."""
+
+        result: FixResult
+
+    def __init__(self) -> None:
         super().__init__()
-        self.path = path
-        self.dataset: LoadedDataset | None = None
+        self.shown_path: Path | None = None
+        self.token_key: tuple[Path, str, int] | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(f"Loading {self.path} …", id="data-summary")
-        with Horizontal(id="data-body"):
-            yield OptionList(id="example-list")
-            yield ChatView(id="example-chat")
-        yield Footer()
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="data-file"):
+            yield Static("Dataset ", id="data-file-label")
+            yield PathInput(suffixes=DATASET_SUFFIXES, id="data-path")
+            yield Static(" ^o browse", id="data-file-keys")
+        yield Static("", id="data-summary")
+        yield ProgressBar(id="data-progress", total=1.0, show_eta=False)
+        with TabbedContent(id="data-tabs", initial="examples"):
+            with TabPane("Examples", id="examples"), Horizontal():
+                yield OptionList(id="example-list")
+                yield ChatView(id="example-chat")
+            with TabPane("Lint", id="lint"), Horizontal():
+                yield LintReportList(id="lint-report")
+                yield FindingView(id="finding-view")
+            with TabPane("Stats", id="stats"), Horizontal():
+                yield DatasetStats(id="data-stats")
+                yield LengthHistogram(id="length-histogram")
 
-    def on_mount(self) -> None:
-        self.load(self.path)
+    def sync(self) -> None:
+        if self.wizard.data_path != self.shown_path:
+            self.open(self.wizard.data_path)
+        elif self.wizard.dataset is not None:
+            self.count_tokens_if_stale()
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def load(self, path: Path) -> None:
-        """Parse the file off the event loop; big files must not freeze the UI."""
+    # -- loading -------------------------------------------------------------------------
+
+    def open(self, path: Path) -> None:
+        """Show `path`: lint and load it (in a worker), then count its tokens."""
+        if path != self.wizard.data_path:
+            self.wizard.set_data(path)
+            self.tunedeck.data_changed()
+        self.shown_path = path
+        self.token_key = None
+        self.query_one("#data-path", PathInput).value = display_path(path)
+        self._summary(f"Linting {display_path(path)} …")
+        bar = self.query_one("#data-progress", ProgressBar)
+        bar.update(progress=0.0)
+        bar.display = True
+        self.inspect(path)
+
+    @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
+    def inspect(self, path: Path) -> None:
+        """Lint the file (with progress), then load its examples; off the event loop."""
+        report = self.backend.lint(path, lambda f: self.post_message(self.LintProgressed(f)))
+        dataset = None if report.unreadable else self.backend.load_dataset(path)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Inspected(path, report, dataset))
+
+    @on(Worker.StateChanged)
+    def inspection_failed(self, event: Worker.StateChanged) -> None:
+        """The file broke the loader: say so here too (the base class shows the dialog)."""
+        if event.worker.group == "inspect" and event.state == WorkerState.ERROR:
+            self.query_one("#data-progress", ProgressBar).display = False
+            self._summary(f"{display_path(self.wizard.data_path)}: cannot be read", error=True)
+
+    @on(LintProgressed)
+    def show_lint_progress(self, message: LintProgressed) -> None:
+        self.query_one("#data-progress", ProgressBar).update(progress=message.fraction)
+
+    @on(Inspected)
+    def show_inspection(self, message: Inspected) -> None:
+        if message.path != self.wizard.data_path:
+            return  # the user has opened another file since
+        self.query_one("#data-progress", ProgressBar).display = False
+        self.wizard.report = message.report
+        self.wizard.dataset = message.dataset
+        self._show_report(message.report)
+        self._show_examples(message.dataset)
+        usable = message.dataset is not None and bool(message.dataset.examples)
+        self.tunedeck.set_step_done("data", usable)
+        if message.report.unreadable:
+            unreadable = message.report.errors[-1]
+            self.app.push_screen(
+                ErrorDialog(unreadable.message, unreadable.hint, "Cannot use file")
+            )
+        self.action_tab("lint" if message.report.errors else self.query_one(TabbedContent).active)
+        if usable:
+            self.count_tokens_if_stale()
+
+    def count_tokens_if_stale(self) -> None:
+        """(Re)count tokens when the file, the model or max_seq_len changed."""
+        key = (self.wizard.data_path, self.wizard.model, self.wizard.config.max_seq_len)
+        if key == self.token_key:
+            return
+        self.token_key = key
+        self.query_one(LengthHistogram).note(f"counting tokens with {self.wizard.model} …")
+        self.count_tokens(*key)
+
+    @work(thread=True, exclusive=True, group="tokens", exit_on_error=False)
+    def count_tokens(self, path: Path, model: str, max_seq_len: int) -> None:
+        """Token lengths in a child process (the tokenizer needs transformers)."""
         try:
-            dataset = self.app.backend.load_dataset(path)  # type: ignore[attr-defined]
-        except TunedeckError as exc:
-            self.post_message(self.Failed(str(exc)))
-        except OSError as exc:
-            self.post_message(self.Failed(f"cannot read {path}: {exc.strerror or exc}"))
+            survey = self.backend.survey_tokens(
+                path,
+                model,
+                max_seq_len,
+                lambda s, f: self.post_message(self.TokensProgressed(s, f)),
+            )
+        except Exception as exc:  # any failure: lint stands without token checks
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            self.post_message(self.TokensFailed(path, reason))
         else:
-            self.post_message(self.Loaded(dataset))
+            if not get_current_worker().is_cancelled:
+                self.post_message(self.TokensCounted(path, survey))
 
-    @on(Loaded)
-    def show_dataset(self, message: Loaded) -> None:
-        self.dataset = dataset = message.dataset
-        skipped = len(dataset.skipped_lines)
-        summary = (
-            f"{dataset.path}  ·  format: {dataset.format}  ·  {len(dataset.examples)} examples"
+    @on(TokensProgressed)
+    def show_token_progress(self, message: TokensProgressed) -> None:
+        self.query_one(LengthHistogram).note(f"{message.fraction:.0%} {message.stage} …")
+
+    @on(TokensCounted)
+    def show_tokens(self, message: TokensCounted) -> None:
+        if message.path != self.wizard.data_path:
+            return
+        survey = message.survey
+        self.wizard.tokens = survey
+        self.wizard.report = survey.report
+        self._show_report(survey.report)
+        sample = ", a sample" if survey.sampled else ""
+        model = Path(survey.model).name or survey.model
+        self.query_one(LengthHistogram).show(
+            list(survey.lengths.values()), survey.max_seq_len, f"tokens · {model}{sample}"
         )
-        if skipped:
-            summary += f"  ·  {skipped} unreadable lines skipped (run `tunedeck lint`)"
-        self.query_one("#data-summary", Static).update(summary)
+
+    @on(TokensFailed)
+    def show_token_failure(self, message: TokensFailed) -> None:
+        if message.path == self.wizard.data_path:
+            self.token_key = None  # let a later visit try again
+            self.query_one(LengthHistogram).note(f"tokens not counted: {message.reason}")
+
+    # -- showing -------------------------------------------------------------------------
+
+    def _summary(self, text: str, error: bool = False) -> None:
+        summary = self.query_one("#data-summary", Static)
+        summary.update(text)
+        summary.set_class(error, "-error")
+
+    def _show_report(self, report: LintReport) -> None:
+        s = report.stats
+        if report.unreadable:
+            self._summary(f"{display_path(report.path)}: cannot be used — see Lint", error=True)
+        else:
+            errors, warnings = len(report.errors), len(report.warnings)
+            self._summary(
+                f"{report.format} format ({s.container}) · {s.records:,} records · "
+                f"{report.count:,} usable · {errors} error{'s' * (errors != 1)} · "
+                f"{warnings} warning{'s' * (warnings != 1)}"
+            )
+        tabs = self.query_one(TabbedContent)
+        tabs.get_tab("lint").label = f"Lint ({len(report.errors)}✗ {len(report.warnings)}!)"
+        self.query_one(LintReportList).show(report)
+        self.query_one(DatasetStats).show(report, self.wizard.tokens)
+
+    def _show_examples(self, dataset: LoadedDataset | None) -> None:
         options = self.query_one("#example-list", OptionList)
         options.clear_options()
-        options.add_options(
-            Option(f"{ex.line:>5}  {_first_user_text(ex)}", id=str(i))
-            for i, ex in enumerate(dataset.examples)
-        )
-        if dataset.examples:
+        examples = dataset.examples[:PREVIEW_LIMIT] if dataset else []
+        options.add_options(Option(_preview(e), id=str(i)) for i, e in enumerate(examples))
+        if examples:
             options.highlighted = 0
-            options.focus()
-
-    @on(Failed)
-    def show_failure(self, message: Failed) -> None:
-        summary = self.query_one("#data-summary", Static)
-        summary.update(message.text)
-        summary.add_class("-error")
+        else:
+            self.query_one(ChatView).show(None)
 
     @on(OptionList.OptionHighlighted, "#example-list")
     def show_example(self, event: OptionList.OptionHighlighted) -> None:
-        if self.dataset is not None and event.option_index is not None:
-            self.query_one(ChatView).show(self.dataset.examples[event.option_index])
+        dataset = self.wizard.dataset
+        if dataset is not None and event.option_index < len(dataset.examples):
+            self.query_one(ChatView).show(dataset.examples[event.option_index])
 
-    def action_cursor_down(self) -> None:
-        self.query_one("#example-list", OptionList).action_cursor_down()
+    @on(LintReportList.FindingHighlighted)
+    def preview_finding(self, message: LintReportList.FindingHighlighted) -> None:
+        self.load_finding(message.finding, focus=False)
 
-    def action_cursor_up(self) -> None:
-        self.query_one("#example-list", OptionList).action_cursor_up()
+    @on(LintReportList.FindingChosen)
+    def open_finding(self, message: LintReportList.FindingChosen) -> None:
+        self.load_finding(message.finding, focus=True)
+
+    @work(thread=True, exclusive=True, group="finding", exit_on_error=False)
+    def load_finding(self, finding: Finding, focus: bool) -> None:
+        """Gather the example (or source line) a finding is about; reading may take a while."""
+        by_line = _examples_by_line(self.wizard.dataset)
+        example = by_line.get(finding.line)
+        raw = None
+        if example is None and finding.line:
+            raw = self.backend.read_source_line(self.wizard.data_path, finding.line)
+        related = [by_line[n] for n in related_lines(finding) if n in by_line]
+        if not get_current_worker().is_cancelled:
+            self.post_message(
+                self.FindingLoaded(FindingContext(finding, example, raw, related), focus)
+            )
+
+    @on(FindingLoaded)
+    def show_finding(self, message: FindingLoaded) -> None:
+        view = self.query_one(FindingView)
+        view.show(message.context)
+        if message.focus:
+            view.focus()
+
+    # -- actions -------------------------------------------------------------------------
+
+    @on(PathInput.Submitted, "#data-path")
+    def path_entered(self, event: PathInput.Submitted) -> None:
+        path = Path(event.value.strip()).expanduser()
+        if event.value.strip() and path != self.shown_path:
+            self.open(path)
+
+    def action_tab(self, tab: str) -> None:
+        """Show a tab and put the focus on its list, so the keys work at once."""
+        tabs = self.query_one(TabbedContent)
+        tabs.active = tab
+        # Focus must move into the shown pane: focus left in a hidden pane would make
+        # TabbedContent switch back to it. The Stats pane has nothing to focus but the tabs.
+        target = {"examples": "#example-list", "lint": "#lint-report"}.get(tab)
+        (self.query_one(target) if target else tabs.query_one(Tabs)).focus()
+
+    def action_browse(self) -> None:
+        current = self.wizard.data_path
+        start = current.parent if current.parent.is_dir() else sample_data_dir()
+        self.app.push_screen(
+            FileBrowserDialog("Open a dataset", start, DATASET_SUFFIXES), self._browsed
+        )
+
+    def _browsed(self, path: Path | None) -> None:
+        if path is not None:
+            self.open(path)
+
+    def action_clean_copy(self) -> None:
+        report = self.wizard.report
+        if report is None or report.unreadable:
+            self.notify("Nothing to clean: the file is not loaded.", severity="warning")
+            return
+        duplicates = sum(1 for f in report.findings if f.code == "exact-duplicate")
+        path = self.wizard.data_path
+        out = path.with_name(f"{path.stem}.clean.jsonl")
+        self.app.push_screen(
+            PromptDialog(
+                "Write a cleaned copy",
+                f"Leaves out {report.stats.skipped} record(s) with errors and {duplicates} "
+                "exact duplicate(s). The original file is never modified. Write to:",
+                display_path(out),
+                suffixes=(".jsonl",),
+            ),
+            self._write_clean_copy,
+        )
+
+    def _write_clean_copy(self, target: str | None) -> None:
+        if target:
+            self.write_clean_copy(self.wizard.data_path, Path(target).expanduser())
+
+    @work(thread=True, exclusive=True, group="clean", exit_on_error=False)
+    def write_clean_copy(self, path: Path, out: Path) -> None:
+        """Write the copy off the event loop; errors reach the app's error dialog."""
+        self.post_message(self.CleanCopyWritten(self.backend.write_cleaned_copy(path, out)))
+
+    @on(CleanCopyWritten)
+    def offer_clean_copy(self, message: CleanCopyWritten) -> None:
+        result = message.result
+        text = (
+            f"Wrote {display_path(result.out)}: kept {result.kept}, dropped "
+            f"{len(result.dropped)}. Use it as the dataset?"
+        )
+        self.app.push_screen(
+            ConfirmDialog("Cleaned copy written", text, "Open it", "Stay"),
+            lambda yes: self.open(result.out) if yes else None,
+        )
+
+    def leave_blocker(self) -> str | None:
+        dataset = self.wizard.dataset
+        if dataset is None:
+            return "the dataset is not loaded (yet): pick a file that lints without `unreadable`"
+        if not dataset.examples:
+            return "the dataset has no usable example: see the Lint tab, or pick another file"
+        return None
 
 
-def _first_user_text(example) -> str:
+def _preview(example: Example) -> str:
     text = next((m.content for m in example.messages if m.role == "user"), "")
     flat = " ".join(text.split())
-    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+    cut = flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+    return f"{example.line:>5}  {cut}"
+
+
+def _examples_by_line(dataset: LoadedDataset | None) -> dict[int, Example]:
+    return {e.line: e for e in dataset.examples} if dataset else {}

@@ -9,18 +9,28 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, ProgressBar, Static
 
 from engine.errors import TunedeckError
+from tui.paths import stylesheet
+from tui.screens.base import WizardScreen
 
 
-class ModelsScreen(Screen[None]):
-    """Lists models (embedded, converted, hub cache); `p` prepares the highlighted one."""
+class ModelsScreen(WizardScreen):
+    """Lists models (embedded, converted, hub cache); `p` prepares the highlighted one.
 
+    BINDINGS:
+        enter: use the highlighted model for the run (step 3 shows it)
+        p: prepare (convert) the highlighted model now, with progress
+        escape: back to the wizard step you came from
+    """
+
+    MODE = "models"
+    CSS_PATH = stylesheet("models")
     BINDINGS = [
+        Binding("enter", "use", "Use model", priority=True),
         Binding("p", "prepare", "Prepare model"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "app.back", "Back"),
     ]
 
     @dataclass
@@ -47,42 +57,56 @@ class ModelsScreen(Screen[None]):
         name: str
         text: str
 
-    def __init__(self, selected: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.selected = selected
         self.preparing = False
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Models available without network", id="models-title")
+    def compose_body(self) -> ComposeResult:
+        yield Static("Models available without network (★: the run's model)", id="models-title")
         yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="models-status")
         yield ProgressBar(id="models-progress", total=1.0, show_eta=False)
-        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("model", "kind", "status", "location")
         self.query_one(ProgressBar).display = False
+
+    def sync(self) -> None:
         self.refresh_models()
-        table.focus()
+        self.query_one(DataTable).focus()
 
     def refresh_models(self) -> None:
         """Re-read the model list (cheap: no torch) and keep the selection."""
         table = self.query_one(DataTable)
+        row = table.cursor_row
         table.clear()
-        for info in self.app.backend.list_models():  # type: ignore[attr-defined]
-            marker = " ★" if info.name == self.selected else ""
+        for info in self.backend.list_models():
+            marker = " ★" if info.name == self.wizard.model else ""
             table.add_row(info.name + marker, info.kind, info.status, info.location, key=info.name)
+        if table.row_count:
+            table.move_cursor(row=min(row, table.row_count - 1), animate=False)
+
+    def _highlighted(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_use(self) -> None:
+        name = self._highlighted()
+        if name is not None:
+            self.tunedeck.use_model(name)
+            self.refresh_models()
+            self.notify(f"The run will use {name}.")
 
     def action_prepare(self) -> None:
         if self.preparing:
             self.notify("A model is already being prepared.", severity="warning")
             return
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
+        name = self._highlighted()
+        if name is None:
             return
-        name = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
         self.preparing = True
         bar = self.query_one(ProgressBar)
         bar.display = True
@@ -93,9 +117,8 @@ class ModelsScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def prepare(self, name: str) -> None:
         """Convert / resolve in a child process; progress comes back as messages."""
-        backend = self.app.backend  # type: ignore[attr-defined]
         try:
-            path = backend.prepare_model(
+            path = self.backend.prepare_model(
                 name, lambda stage, f: self.post_message(self.ProgressChanged(stage, f))
             )
         except TunedeckError as exc:

@@ -1,0 +1,126 @@
+"""What a run's events say so far, folded in as they arrive.
+
+A viewer replays `events.jsonl` from the start and then feeds each new batch to
+`RunHistory.ingest`. The loss curves follow `engine.events.metric_history`: after a
+resume from step N, points the dead worker logged past N are superseded, so the curve
+stays one continuous line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.events import metric_history
+
+BANNER_PRIORITY = ("failed", "nan_loss", "early_stop", "overfitting", "truncated_away")
+"""Which notice wins the one banner line, most important first."""
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A notice worth a line of its own above the chart."""
+
+    kind: str
+    """One of BANNER_PRIORITY."""
+    text: str
+
+
+class RunHistory:
+    """Loss curves, learning rates, the latest metrics and notices of one run."""
+
+    def __init__(self) -> None:
+        self._curve_events: list[dict[str, Any]] = []
+        self.train: list[tuple[int, float]] = []
+        """(step, training loss)."""
+        self.val: list[tuple[int, float]] = []
+        """(step, validation loss)."""
+        self.lr: list[float] = []
+        """Learning rate at each training point."""
+        self.latest: dict[str, Any] = {}
+        """The newest training metric event."""
+        self.best: tuple[int, float] | None = None
+        """(step, validation loss) of the best adapter so far."""
+        self.state = "queued"
+        self.notices: dict[str, Banner] = {}
+        self.event_count = 0
+
+    @property
+    def banner(self) -> Banner | None:
+        """The most important notice, or None."""
+        return next((self.notices[k] for k in BANNER_PRIORITY if k in self.notices), None)
+
+    def ingest(self, events: list[dict[str, Any]]) -> None:
+        """Fold in a batch of events (in file order)."""
+        curve = False
+        for event in events:
+            self.event_count += 1
+            kind = event.get("type")
+            if kind in ("metric", "resume"):
+                self._curve_events.append(event)
+                curve = True
+            elif kind == "state":
+                self._state(event)
+            elif kind == "best":
+                self.best = (int(event.get("step", 0)), float(event.get("val_loss", 0.0)))
+            elif kind == "warning":
+                self._warning(event)
+            elif kind == "early_stop":
+                self._early_stop(event)
+        if curve:
+            self._rebuild_curves()
+
+    def _rebuild_curves(self) -> None:
+        points = metric_history(self._curve_events)
+        train = [p for p in points if p.get("split") == "train" and _is_number(p.get("loss"))]
+        self.train = [(int(p["step"]), float(p["loss"])) for p in train]
+        self.lr = [float(p["lr"]) for p in train if _is_number(p.get("lr"))]
+        self.val = [
+            (int(p["step"]), float(p["loss"]))
+            for p in points
+            if p.get("split") == "val" and _is_number(p.get("loss"))
+        ]
+        self.latest = train[-1] if train else {}
+
+    def _state(self, event: dict[str, Any]) -> None:
+        self.state = str(event.get("state", self.state))
+        if self.state.startswith("failed"):
+            error = event.get("error") or "the worker stopped without saying why"
+            hint = f" — {event['hint']}" if event.get("hint") else ""
+            self.notices["failed"] = Banner("failed", f"✗ Run failed: {error}{hint}")
+        elif self.state in ("queued", "running"):
+            self.notices.pop("failed", None)  # resumed
+
+    def _warning(self, event: dict[str, Any]) -> None:
+        code = str(event.get("code", ""))
+        step = event.get("step")
+        if code == "nan_loss":
+            text = (
+                f"✗ Training loss became {event.get('loss')} at step {step}: lower the learning "
+                "rate or add warmup; the last good checkpoint is kept"
+            )
+        elif code == "overfitting":
+            best = f" The best adapter (step {self.best[0]}) is kept;" if self.best else ""
+            text = (
+                f"▲ Overfitting: {event.get('message', 'validation loss is rising')}.{best} "
+                "stop now (x) or let early stopping decide"
+            )
+        elif code == "truncated_away":
+            text = f"! {event.get('message', 'examples dropped by truncation')}"
+        else:
+            return
+        self.notices[code] = Banner(code, text)
+
+    def _early_stop(self, event: dict[str, Any]) -> None:
+        best = event.get("best_val_loss")
+        best_text = f"{best:.4f}" if _is_number(best) else "?"
+        self.notices["early_stop"] = Banner(
+            "early_stop",
+            f"■ Early stopping at step {event.get('step')}: no better validation loss for "
+            f"{event.get('patience')} evaluations; the best adapter (step "
+            f"{event.get('best_step')}, val {best_text}) is kept",
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,341 @@
+"""Wizard step 3, Hyperparameters: model, method, preset, every field, and what it costs.
+
+Each edit is validated by the engine at once (`with_overrides` builds a new frozen
+config; a `ConfigError` marks the field). The side panel shows the engine's memory and
+time estimate and its warnings for this config on this dataset. The intervals between
+evaluations follow the dataset size (`suggest_intervals`) until the user sets them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.widgets import Input, Select, Static
+
+from engine.config import (
+    PRESET_DESCRIPTIONS,
+    PRESETS,
+    ConfigError,
+    DataConfig,
+    TrainConfig,
+    config_warnings,
+    suggest_max_seq_len,
+    with_overrides,
+)
+from engine.config_advice import optimizer_steps
+from engine.estimate import estimate_run, format_estimate
+from engine.models import ModelInfo
+from tui.dialogs.error import ErrorDialog
+from tui.dialogs.file_browser import FileBrowserDialog
+from tui.dialogs.prompt import PromptDialog
+from tui.paths import display_path, stylesheet
+from tui.screens.base import WizardScreen
+from tui.widgets.config_form import ConfigForm
+from tui.widgets.path_input import NameOrPathSuggester
+from tui.wizard import AUTO_FIELDS, Wizard
+
+INTERVAL_INPUTS = {"epochs", "max_steps", "micro_batch_size", "gradient_accumulation",
+                   "num_processes"}  # fmt: skip
+"""Fields whose change moves the automatic evaluation interval."""
+CHARS_PER_TOKEN = 4.0
+"""Rough English average, for an estimate made before tokens are counted."""
+
+
+class HyperparamsScreen(WizardScreen):
+    """Set the run's hyperparameters; see the estimate and the warnings as you type.
+
+    BINDINGS:
+        ctrl+s: save the run config as TOML
+        ctrl+o: load a config TOML (its data section is ignored: data comes from steps 1-2)
+    """
+
+    MODE = "hparams"
+    CSS_PATH = stylesheet("hparams")
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save config"),
+        Binding("ctrl+o", "load", "Load config"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalid: dict[str, str] = {}
+        self.device: tuple[str, int | None] = ("cpu", None)
+        self.model_configs: dict[str, dict[str, Any] | None] = {}
+        self.models: dict[str, ModelInfo] = {}
+
+    def compose_body(self) -> ComposeResult:
+        cfg = self.wizard.config
+        presets = [(name, name) for name in PRESETS]
+        methods = [("LoRA", "lora"), ("QLoRA", "qlora")]
+        with Horizontal(id="hp-top"):
+            yield Static("Model ", classes="hp-label")
+            yield Input(cfg.model, id="hp-model", compact=True)
+            yield Static(" Method ", classes="hp-label")
+            yield Select(methods, value=cfg.method, allow_blank=False, compact=True,
+                         id="hp-method")  # fmt: skip
+            yield Static(" Preset ", classes="hp-label")
+            yield Select(presets, value=self.wizard.preset, allow_blank=False, compact=True,
+                         id="hp-preset")  # fmt: skip
+        yield Static("", id="hp-model-note")
+        with Horizontal(id="hp-body"):
+            yield ConfigForm(cfg, id="hp-form")
+            with VerticalScroll(id="hp-side"):
+                yield Static("", id="hp-estimate")
+                yield Static("", id="hp-warnings")
+                yield Static("", id="hp-data")
+
+    def on_mount(self) -> None:
+        self.models = {info.name: info for info in self.backend.list_models()}
+        self.query_one("#hp-model", Input).suggester = NameOrPathSuggester(self.models)
+        self.detect_device()
+
+    @work(thread=True, exclusive=True, group="device", exit_on_error=False)
+    def detect_device(self) -> None:
+        """nvidia-smi takes a moment; the estimate assumes CPU until it answers."""
+        device = self.backend.device()
+        self.app.call_from_thread(self._set_device, device)
+
+    def _set_device(self, device: tuple[str, int | None]) -> None:
+        self.device = device
+        self._refresh_side()
+
+    def sync(self) -> None:
+        if self.query_one("#hp-model", Input).value != self.wizard.config.model:
+            self._fill()  # the Models screen chose another model
+        changed = self.wizard.apply_suggestions()
+        form = self.query_one(ConfigForm)
+        for name, value in changed.items():
+            form.set_value(name, value)
+        self._refresh_side()
+
+    def _fill(self) -> None:
+        """Show the wizard's config in every widget (no change events)."""
+        cfg = self.wizard.config
+        with self.prevent(Input.Changed, Select.Changed):
+            self.query_one("#hp-model", Input).value = cfg.model
+            self.query_one("#hp-method", Select).value = cfg.method
+            self.query_one("#hp-preset", Select).value = self.wizard.preset
+        self.query_one(ConfigForm).load(cfg)
+        self.invalid.clear()
+
+    # -- edits -----------------------------------------------------------------------------
+
+    @on(ConfigForm.FieldEdited)
+    def field_edited(self, message: ConfigForm.FieldEdited) -> None:
+        form = self.query_one(ConfigForm)
+        name = message.name
+        try:
+            cfg = with_overrides(self.wizard.config, **{name: message.value})
+        except ConfigError as exc:
+            self.invalid[name] = exc.message.removeprefix("override: ")
+            form.show_error(name, self.invalid[name])
+            self._refresh_side()
+            return
+        self.invalid.pop(name, None)
+        form.show_error(name, None)
+        if cfg != self.wizard.config:  # widgets echo their initial values: not an edit
+            self.wizard.config = cfg
+            if name in AUTO_FIELDS:
+                self.wizard.edited.add(name)
+            if name in INTERVAL_INPUTS:
+                for auto, value in self.wizard.apply_suggestions().items():
+                    form.set_value(auto, value)
+        self._refresh_side()
+
+    @on(Input.Changed, "#hp-model")
+    def model_edited(self, event: Input.Changed) -> None:
+        model = event.value.strip()
+        if not model:
+            self.invalid["model"] = "a model name or path"
+        else:
+            self.invalid.pop("model", None)
+            self.wizard.model = model
+            self.wizard.config = with_overrides(self.wizard.config, model=model)
+        self._refresh_side()
+
+    @on(Select.Changed, "#hp-method")
+    def method_chosen(self, event: Select.Changed) -> None:
+        self.wizard.config = with_overrides(self.wizard.config, method=event.value)
+        self._refresh_side()
+
+    @on(Select.Changed, "#hp-preset")
+    def preset_chosen(self, event: Select.Changed) -> None:
+        if event.value != self.wizard.preset:
+            self.wizard.use_preset(str(event.value))
+            self._fill()
+            self._refresh_side()
+
+    # -- the side panel --------------------------------------------------------------------
+
+    def _refresh_side(self) -> None:
+        wizard = self.wizard
+        valid = not self.invalid
+        self.tunedeck.set_step_done("hparams", valid and wizard.n_train is not None)
+        self._model_note()
+        self._auto_notes()
+        estimate = self.query_one("#hp-estimate", Static)
+        warnings = self.query_one("#hp-warnings", Static)
+        if not valid:
+            fields = ", ".join(sorted(self.invalid))
+            estimate.update(Content(f"✗ Fix the field(s) marked ✗ first: {fields}"))
+            warnings.update("")
+        else:
+            estimate.update(Content("\n".join(self._estimate_lines())))
+            device = self.device[0]
+            found = config_warnings(wizard.run_config(), wizard.n_train, device=device)  # type: ignore[arg-type]
+            text = "\n".join(f"! {w}" for w in found) or "✓ no warnings for this config"
+            warnings.update(Content(text))
+        self.query_one("#hp-data", Static).update(Content(_data_text(wizard.data_config())))
+
+    def _model_config(self) -> dict[str, Any] | None:
+        model = self.wizard.config.model
+        if model not in self.model_configs:
+            try:
+                self.model_configs[model] = self.backend.model_config(model)
+            except ConfigError:
+                self.model_configs[model] = None
+        return self.model_configs[model]
+
+    def _estimate_lines(self) -> list[str]:
+        wizard = self.wizard
+        cfg = wizard.run_config()
+        n_train = wizard.n_train or 0
+        n_val = wizard.split_result.val_count if wizard.split_result else None
+        mean, p99, note = _token_figures(wizard)
+        device, free = self.device
+        model_config = self._model_config()
+        lines = ["Estimate (before the run; a guide, not a promise)"]
+        if model_config is None:
+            _, total = optimizer_steps(cfg, max(n_train, 1))
+            lines.append(f"Steps: {total} in total")
+            lines.append(
+                f"Memory and time need {cfg.model}'s config.json, which appears when the "
+                "model is first used or prepared (m: Models, p: prepare)"
+            )
+        else:
+            est = estimate_run(
+                cfg,
+                model_config,
+                n_train,
+                mean,
+                p99,
+                device,  # type: ignore[arg-type]
+                free,
+                n_val_examples=n_val,
+                flops_per_s=self.backend.throughput(device),
+            )
+            lines += format_estimate(est)
+            total = est.total_steps
+        points = total // cfg.eval_steps + 1
+        lines.append(f"Validation loss every {cfg.eval_steps} steps: {points} points")
+        if wizard.tokens is not None:
+            over = wizard.tokens.longer_than(cfg.max_seq_len)
+            if over:
+                lines.append(f"{over} example(s) longer than max_seq_len are truncated")
+        if note:
+            lines.append(note)
+        return lines
+
+    def _model_note(self) -> None:
+        model = self.wizard.config.model
+        if model in self.models:
+            text = f"{model}: {self.models[model].status}"
+        elif Path(model).expanduser().exists():
+            text = f"{display_path(model)}: local model"
+        else:
+            text = f"✗ {model}: not found offline (a hub id needs network)"
+        note = self.query_one("#hp-model-note", Static)
+        note.update(Content(f"{text}  ·  preset {self.wizard.preset}: "
+                            f"{PRESET_DESCRIPTIONS[self.wizard.preset]}"))  # fmt: skip
+
+    def _auto_notes(self) -> None:
+        form = self.query_one(ConfigForm)
+        for name in AUTO_FIELDS:
+            auto = name not in self.wizard.edited and self.wizard.n_train is not None
+            form.show_note(name, "auto: from the dataset size" if auto else "")
+        tokens = self.wizard.tokens
+        if tokens is not None and tokens.lengths:
+            suggested = suggest_max_seq_len(list(tokens.lengths.values()))
+            form.show_note("max_seq_len", f"suggested {suggested} (p99 of the data, rounded)")
+
+    # -- save / load -----------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        if self.invalid:
+            self.notify("Fix the fields marked ✗ before saving.", severity="warning")
+            return
+        self.app.push_screen(
+            PromptDialog("Save the run config", "Save as (TOML):", "tunedeck-run.toml",
+                         suffixes=(".toml",)),
+            self._save,
+        )  # fmt: skip
+
+    def _save(self, target: str | None) -> None:
+        if not target:
+            return
+        path = Path(target).expanduser()
+        try:
+            self.backend.save_config(self.wizard.run_config(), path)
+        except (ConfigError, OSError) as exc:
+            self.app.push_screen(ErrorDialog.of(exc, "Cannot save the config"))
+            return
+        self.notify(f"Saved {display_path(path)} (`tunedeck train {path.name}` runs it)")
+
+    def action_load(self) -> None:
+        self.app.push_screen(
+            FileBrowserDialog("Load a run config", Path.cwd(), (".toml",)), self._load
+        )
+
+    def _load(self, path: Path | None) -> None:
+        if path is None:
+            return
+        try:
+            cfg = self.backend.load_config(path)
+        except ConfigError as exc:
+            self.app.push_screen(ErrorDialog.of(exc, "Cannot load the config"))
+            return
+        self._apply_loaded(cfg)
+        self.notify(f"Loaded {display_path(path)}; its data section is left to steps 1-2")
+
+    def _apply_loaded(self, cfg: TrainConfig) -> None:
+        self.wizard.config = with_overrides(cfg, data=DataConfig())
+        self.wizard.model = cfg.model
+        self.wizard.edited.update(AUTO_FIELDS)  # the file's intervals are the user's
+        self._fill()
+        self._refresh_side()
+
+    def leave_blocker(self) -> str | None:
+        if self.invalid:
+            return "fix the field(s) marked ✗: " + ", ".join(sorted(self.invalid))
+        try:
+            self.wizard.run_config().validate_for_run()
+        except ConfigError as exc:
+            return exc.message
+        return None
+
+
+def _token_figures(wizard: Wizard) -> tuple[float, int | None, str]:
+    """(mean tokens, p99 tokens or None, a note when they are guessed)."""
+    if wizard.tokens is not None and wizard.tokens.lengths:
+        return wizard.tokens.mean, wizard.tokens.percentile(0.99), ""
+    examples = wizard.dataset.examples if wizard.dataset else []
+    chars = sum(len(m.content) for e in examples for m in e.messages)
+    mean = chars / max(len(examples), 1) / CHARS_PER_TOKEN
+    return mean, None, "Tokens guessed from characters: counting them is still running"
+
+
+def _data_text(data: DataConfig) -> str:
+    if data.val is not None:
+        where = f"data.train = {display_path(str(data.train))}\ndata.val = {display_path(data.val)}"
+    else:
+        where = (
+            f"data.source = {display_path(str(data.source))}\n"
+            f"data.val_fraction = {data.val_fraction:g} · data.split_seed = {data.split_seed}"
+        )
+    return f"Data (from steps 1 and 2)\n{where}\ndata.format = {data.format or 'detected'}"

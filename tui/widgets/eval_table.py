@@ -1,0 +1,97 @@
+"""The eval table: one row per held-out example, base vs fine-tuned side by side.
+
+A DataTable that keeps the rows it shows (engine.review.EvalRow), so the screen can ask
+which example the cursor is on. Texts are flattened to one line and cut to the column;
+the detail view (tui/dialogs/eval_detail.py) shows them in full.
+
+BINDINGS (besides DataTable's arrows, page keys, home / end and enter):
+    j / k: cursor down / up
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from engine.eval_options import BASE_SYSTEMS, TUNED
+from engine.review import EvalRow
+
+COLUMNS = (("#", 4), ("prompt", 18), ("reference", 15), ("base", 15), ("fine-tuned", 15),
+           ("base→tuned", 10), ("mark", 5))  # fmt: skip
+"""Column titles and widths: 100 cells with the cell padding."""
+MARK_LABELS = {"good": "good", "bad": "BAD", "skip": "skip", None: "·"}
+"""Marks as words, readable without colour."""
+
+
+def one_line(text: str | None, width: int) -> str:
+    """`text` on one line, cut to `width` cells with an ellipsis ("—": no answer)."""
+    if text is None:
+        return "—"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def best_base_system(row: EvalRow) -> str | None:
+    """The base system that scored higher on this row (few-shot on a tie)."""
+    present = [s for s in reversed(BASE_SYSTEMS) if s in row.outputs]
+    if not present:
+        return None
+    return max(present, key=lambda s: row.score("primary", s) or 0.0)
+
+
+def score_cell(row: EvalRow) -> str:
+    """`0.25→1.00`: the better base's primary score, then the fine-tuned one."""
+    base, tuned = row.best_base, row.score("primary", TUNED)
+    left = "—" if base is None else f"{base:.2f}"
+    right = "—" if tuned is None else f"{tuned:.2f}"
+    return f"{left}→{right}"
+
+
+class EvalTableView(DataTable[str]):
+    """The rows of an evaluation; `current` is the example under the cursor."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.shown: list[EvalRow] = []
+
+    def on_mount(self) -> None:
+        for title, width in COLUMNS:
+            self.add_column(title, width=width, key=title)
+
+    @property
+    def current(self) -> EvalRow | None:
+        """The example under the cursor (None: the table is empty)."""
+        if not self.shown:
+            return None
+        return self.shown[min(self.cursor_row, len(self.shown) - 1)]
+
+    def show_rows(self, rows: Sequence[EvalRow], keep: int | None = None) -> None:
+        """Replace the rows; the cursor goes to example `keep` when it is still shown."""
+        self.shown = list(rows)
+        self.clear()
+        for row in self.shown:
+            self.add_row(*self._cells(row), key=str(row.index))
+        indices = [row.index for row in self.shown]
+        if keep in indices:
+            self.move_cursor(row=indices.index(keep), scroll=True)
+
+    def _cells(self, row: EvalRow) -> list[str]:
+        widths = [width for _, width in COLUMNS]
+        base = best_base_system(row)
+        mark = MARK_LABELS.get(row.mark, "·") + ("*" if row.note else "")
+        return [
+            str(row.index + 1),
+            one_line(row.prompt, widths[1]),
+            one_line(row.reference, widths[2]),
+            one_line(row.outputs.get(base) if base else None, widths[3]),
+            one_line(row.tuned, widths[4]),
+            score_cell(row),
+            mark,
+        ]

@@ -1,0 +1,64 @@
+"""The wizard's steps in one line: where you are, which are done, and the Runs list.
+
+    tunedeck  ✓ 1 Data › ▸ 2 Split › · 3 Hyperparameters › · 4 Train │ Runs
+
+Done steps carry ✓, the current one ▸ (and reverse video), the rest ·, so the bar reads
+the same without colour. When the line does not fit (80 columns, more steps), the steps
+other than the current one shrink to their mark and number. Each step is clickable; the
+keyboard way is ctrl+n / ctrl+p. The steps come from the app (`app.steps`), so a new
+step shows up here by itself.
+"""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.events import Resize
+from textual.widgets import Static
+
+
+class StepBar(Static):
+    """One-line step indicator; watches the app's `steps_done`."""
+
+    def __init__(self, current: str, *, id: str | None = None) -> None:
+        """Args:
+        current: mode name of the screen this bar sits on (a step, or "runs"/"models").
+        """
+        super().__init__(id=id)
+        self.current = current
+        self.done: frozenset[str] = frozenset()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "steps_done", self._done_changed, init=True)
+
+    def _done_changed(self, done: frozenset[str]) -> None:
+        self.done = done
+        self._show()
+
+    def on_resize(self, event: Resize) -> None:
+        self._show()
+
+    def _show(self) -> None:
+        content = self._content(short=False)
+        if self.size.width and content.cell_length > self.size.width - 2:
+            content = self._content(short=True)
+        self.update(content)
+
+    def _content(self, short: bool) -> Content:
+        parts: list[Content | str] = [Content.from_markup("[b]tunedeck[/b] ")]
+        for number, step in enumerate(self.app.steps, start=1):  # type: ignore[attr-defined]
+            current = step.mode == self.current
+            mark = "▸" if current else "✓" if step.mode in self.done else "·"
+            style = "reverse b" if current else "$text-success" if mark == "✓" else "$text-muted"
+            title = "" if short and not current else f" {step.title}"
+            parts.append("›" if number > 1 else " ")
+            parts.append(
+                Content.from_markup(
+                    f"[{style} @click=app.goto_step('{step.mode}')] $mark $number$title [/]",
+                    mark=mark,
+                    number=str(number),
+                    title=title,
+                )
+            )
+        runs_style = "reverse b" if self.current == "runs" else "$text-muted"
+        parts += [" │ ", Content.from_markup(f"[{runs_style} @click=app.show_runs] Runs [/]")]
+        return Content.assemble(*parts)
