@@ -26,18 +26,9 @@ from engine.model_shapes import (
     model_shape,
 )
 from tests.conftest import REPO_ROOT
+from tests.tiny_model import SMOLLM2_135M_CONFIG
 
-SMOLLM2_135M: dict[str, Any] = {
-    "model_type": "llama",
-    "vocab_size": 49152,
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "tie_word_embeddings": True,
-    "max_position_embeddings": 8192,
-}
+SMOLLM2_135M: dict[str, Any] = SMOLLM2_135M_CONFIG
 
 GiB = 2**30
 

@@ -26,6 +26,7 @@ from engine.lint_findings import sort_key
 from engine.models import ModelInfo
 from engine.runs import RunInfo, RunStateError
 from tests.conftest import REPO_ROOT
+from tests.tiny_model import SMOLLM2_135M_CONFIG
 from tui.app import TunedeckApp
 from tui.backend import Backend
 from tui.token_survey import TokenSurvey
@@ -34,18 +35,7 @@ SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
 DEFECTS = REPO_ROOT / "sample_data" / "support_tickets_defects.jsonl"
 SIZE = (100, 32)
 
-# The shape of SmolLM2-135M (config.json), so the estimate has real arithmetic to do.
-SMOLLM2_CONFIG: dict[str, Any] = {
-    "model_type": "llama",
-    "vocab_size": 49152,
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "tie_word_embeddings": True,
-    "max_position_embeddings": 8192,
-}
+SMOLLM2_CONFIG: dict[str, Any] = SMOLLM2_135M_CONFIG
 
 
 @dataclass
