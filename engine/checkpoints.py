@@ -40,6 +40,11 @@ def mark_complete(checkpoint: Path, step: int) -> None:
     _fsync_path(checkpoint)
 
 
+def step_of(path: Path | None) -> int:
+    """The optimizer step a checkpoint directory was saved at; 0 for none (a fresh start)."""
+    return (_step_of(path) or 0) if path is not None else 0
+
+
 def _step_of(path: Path) -> int | None:
     match = _CHECKPOINT.match(path.name)
     return int(match.group(1)) if match else None

@@ -28,7 +28,6 @@ from engine.run_callback import RunCallback, TokenCounter
 from engine.tokenization import IGNORE_INDEX, tokenize_conversation
 
 CHECKPOINT_DIR = "checkpoints"
-RUNTIME_FILE = "runtime.json"
 OOM_HINT = (
     "use a smaller micro-batch, a shorter max_seq_len, or enable gradient checkpointing "
     "(or set oom_retry to halve the micro-batch automatically)"
@@ -37,8 +36,6 @@ OOM_HINT = (
 DISK_FULL_HINT = (
     "free some space, then `tunedeck resume RUN`: the last complete checkpoint is intact"
 )
-
-log = logging.getLogger("tunedeck.worker")
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +299,7 @@ def run_worker(run_dir: Path) -> int:
     if is_main:
         checkpoints.remove_incomplete(ckpt_root)
     resume_from = checkpoints.latest_valid(ckpt_root)
-    resumed_step = int(resume_from.name.split("-")[1]) if resume_from else 0
+    resumed_step = checkpoints.step_of(resume_from)
     callback = RunCallback(
         run_dir, events, TokenCounter(), patience=None, resumed_from=resumed_step
     )
@@ -349,7 +346,7 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
                 trainer = None  # drop the model and optimizer before building smaller ones
                 cfg = _halve_micro_batch(cfg, run_dir, events)
                 resume_from = checkpoints.latest_valid(run_dir / CHECKPOINT_DIR)
-                step = int(resume_from.name.split("-")[1]) if resume_from else 0
+                step = checkpoints.step_of(resume_from)
                 events.emit("resume", from_step=step, checkpoint=str(resume_from or ""))
     except TunedeckError as exc:
         return _fail(callback, exc.message, exc.hint)
