@@ -29,6 +29,7 @@ from engine.config_fields import ConfigError, field_docs, field_types, suggest
 from engine.config_schema import (
     Bf16Mode,
     DataConfig,
+    Distributed,
     LoraConfig,
     Method,
     ReportTo,
@@ -46,6 +47,7 @@ __all__ = [
     "LoraConfig",
     "Method",
     "ReportTo",
+    "Distributed",
     "Scheduler",
     "TrainConfig",
     "config_warnings",

@@ -31,6 +31,7 @@ Method = Literal["qlora", "lora"]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup"]
 ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
 Bf16Mode = Literal["auto", "on", "off"]
+Distributed = Literal["auto", "ddp", "fsdp"]
 
 _MAX_SEED = 2**32 - 1  # numpy's seed range, which transformers' set_seed also feeds
 
@@ -165,6 +166,9 @@ class TrainConfig:
     """Also send metrics to this tracker (tunedeck's own events are always written)."""
     num_processes: int = 1
     """Training processes (one per GPU); more than 1 runs data-parallel."""
+    distributed: Distributed = "auto"
+    """With several processes: "ddp" copies the model to every GPU, "fsdp" shards it
+    across them (for models too big for one GPU); "auto" shards QLoRA, copies LoRA."""
     oom_retry: bool = False
     """On out-of-memory, retry with half the micro-batch and double the accumulation."""
     run_name: str | None = None
@@ -207,6 +211,14 @@ class TrainConfig:
     def effective_batch_size(self) -> int:
         """Examples per optimizer step, all processes together."""
         return self.micro_batch_size * self.gradient_accumulation * self.num_processes
+
+    def wants_fsdp(self, device: str) -> bool:
+        """Whether several processes would shard the model (FSDP) rather than copy it."""
+        if self.num_processes <= 1:
+            return False
+        return self.distributed == "fsdp" or (
+            self.distributed == "auto" and self.method == "qlora" and device == "cuda"
+        )
 
     def validate_for_run(self, *, check_files: bool = True) -> TrainConfig:
         """Check what a run needs beyond a valid config: data, and that its files exist.

@@ -149,11 +149,12 @@ def estimate_memory(
     else:
         values = tokens * shape.num_layers * per_layer
     logit_bytes = 8 + (2 if dtype_bytes == 2 else 0)
+    shards = cfg.num_processes if cfg.wants_fsdp(device) else 1  # FSDP: 1/n per GPU
     return MemoryEstimate(
-        weights=int(weights),
-        adapter=4 * trainable,
-        gradients=4 * trainable,
-        optimizer=8 * trainable,
+        weights=int(weights) // shards,
+        adapter=4 * trainable // shards,
+        gradients=4 * trainable // shards,
+        optimizer=8 * trainable // shards,
         activations=values * dtype_bytes,
         logits=tokens * shape.vocab_size * logit_bytes,
         overhead=OVERHEAD_BYTES[device],

@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class RunCallback(TrainerCallback):
         self._step0 = resumed_from
         self._last_log = (time.monotonic(), 0)
         self.checkpoint_bytes = 0  # size of the last checkpoint (or an estimate)
+        self.gather_state: Callable[[Any], dict[str, Any]] | None = None
+        """Set under FSDP: collects the sharded weights (a collective: every rank calls)."""
         self._stop_heartbeat = threading.Event()
         self.stop_signal = threading.Event()  # set by the SIGTERM handler
 
@@ -220,12 +223,13 @@ class RunCallback(TrainerCallback):
     def _save_best_adapter(self, model: Any, step: int, val_loss: float) -> None:
         """Keep the best adapter in adapter/, swapped in whole (temp dir, then rename)."""
         self.update_status(best_val_loss=val_loss, best_step=step)  # every rank tracks it
+        state = self.gather_state(model) if self.gather_state else None  # all ranks gather
         if not self.is_main:
             return
         target = self.run_dir / ADAPTER_DIR
         tmp = self.run_dir / f".{ADAPTER_DIR}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, **({"state_dict": state} if state is not None else {}))
         old = self.run_dir / f".{ADAPTER_DIR}.old"
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():

@@ -116,11 +116,32 @@ def pick_device(bf16: str = "auto") -> tuple[str, Any]:
     return "cpu", torch.bfloat16 if bf16 == "on" else torch.float32
 
 
-def load_model(cfg: TrainConfig, model_path: Path, device: str, dtype: Any) -> Any:
-    """The base model (NF4 for QLoRA) with LoRA adapters on the configured modules."""
+def parallel_mode(cfg: TrainConfig, device: str) -> str:
+    """How the processes share the work: "single", "ddp" (a copy per GPU) or "fsdp"."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return "single"
+    wants_fsdp = cfg.wants_fsdp(device)
+    if wants_fsdp and device != "cuda":
+        raise TunedeckError(
+            "FSDP shards the model across GPUs and needs CUDA; this machine has none",
+            hint='set distributed = "ddp" (or "auto") to train with several CPU processes',
+        )
+    return "fsdp" if wants_fsdp else "ddp"
+
+
+def load_model(
+    cfg: TrainConfig, model_path: Path, device: str, dtype: Any, mode: str = "single"
+) -> Any:
+    """The base model (NF4 for QLoRA) with LoRA adapters on the configured modules.
+
+    Under FSDP (mode "fsdp") QLoRA follows peft's recipe: the 4-bit weights are stored
+    in the compute dtype so FSDP can shard them, no device map (FSDP places the shards),
+    and every parameter, adapters included, keeps that one dtype.
+    """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
+    sharded = mode == "fsdp"
     kwargs: dict[str, Any] = {"dtype": dtype}
     if cfg.method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -128,10 +149,12 @@ def load_model(cfg: TrainConfig, model_path: Path, device: str, dtype: Any) -> A
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
+            **({"bnb_4bit_quant_storage": dtype} if sharded else {}),
         )
-        kwargs["device_map"] = {"": device if device == "cpu" else _local_cuda_device()}
+        if not sharded:
+            kwargs["device_map"] = {"": device if device == "cpu" else _local_cuda_device()}
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    if cfg.method == "qlora":
+    if cfg.method == "qlora" and not sharded:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.gradient_checkpointing
         )
@@ -146,7 +169,7 @@ def load_model(cfg: TrainConfig, model_path: Path, device: str, dtype: Any) -> A
         target_modules="all-linear" if targets == ["all-linear"] else targets,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    return get_peft_model(model, lora, autocast_adapter_dtype=not sharded)
 
 
 def _local_cuda_device() -> int:
@@ -158,14 +181,33 @@ def _local_cuda_device() -> int:
 # ---------------------------------------------------------------------------
 
 
+FSDP_CONFIG: dict[str, Any] = {
+    "version": 2,
+    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+    "cpu_ram_efficient_loading": True,
+    "state_dict_type": "FULL_STATE_DICT",
+}
+"""FSDP settings after peft's FSDP guide (FSDP2, one unit per decoder layer, rank 0 loads
+the weights). Checkpoints gather the full state so adapters stay plain PEFT files."""
+
+
 def training_arguments(
-    cfg: TrainConfig, run_dir: Path, device: str, dtype: Any, has_val: bool = True
+    cfg: TrainConfig,
+    run_dir: Path,
+    device: str,
+    dtype: Any,
+    has_val: bool = True,
+    mode: str = "single",
 ) -> Any:
     """Map the run config onto transformers' TrainingArguments."""
     import torch
     from transformers import TrainingArguments
 
+    sharding: dict[str, Any] = {}
+    if mode == "fsdp":
+        sharding = {"fsdp": True, "fsdp_config": dict(FSDP_CONFIG)}
     return TrainingArguments(
+        **sharding,
         output_dir=str(run_dir / CHECKPOINT_DIR),
         per_device_train_batch_size=cfg.micro_batch_size,
         per_device_eval_batch_size=cfg.micro_batch_size,
@@ -236,6 +278,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
     from engine.models import resolve_model
 
     device, dtype = pick_device(cfg.bf16)
+    mode = parallel_mode(cfg, device)
     train = ChatDataset(load_split(run_dir, "train"), tokenizer, cfg.max_seq_len)
     val = ChatDataset(load_split(run_dir, "val"), tokenizer, cfg.max_seq_len)
     if len(train) == 0:
@@ -255,13 +298,14 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
     from transformers import set_seed
 
     set_seed(cfg.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
-    model = load_model(cfg, resolve_model(cfg.model), device, dtype)
+    model = load_model(cfg, resolve_model(cfg.model), device, dtype, mode)
     callback.events.emit(
         "runtime",
         device=device,
         dtype=str(dtype).removeprefix("torch."),
         method=cfg.method,
         processes=int(os.environ.get("WORLD_SIZE", "1")),
+        parallel=mode,
         train_examples=len(train),
         val_examples=len(val),
         trainable_parameters=model.get_nb_trainable_parameters()[0],
@@ -270,13 +314,15 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = _trainer_class()(
         model=model,
-        args=training_arguments(cfg, run_dir, device, dtype, has_val=len(val) > 0),
+        args=training_arguments(cfg, run_dir, device, dtype, len(val) > 0, mode),
         train_dataset=train,
         eval_dataset=val if len(val) else None,
         data_collator=PackedCollator(callback.tokens),
         callbacks=[callback],
     )
     trainer.eval_collator = PaddingCollator(pad_id)
+    if mode == "fsdp":  # every rank holds a shard: the best adapter is gathered first
+        callback.gather_state = trainer.accelerator.get_state_dict
     return trainer
 
 
