@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "stop": "runs",
     "pause": "runs",
     "resume": "runs",
+    "compare": "history",
+    "delete": "history",
     "eval": "evaluate",
     "export": "export",
     "models": "models",

@@ -1,7 +1,9 @@
 """Runs: every run with its state and progress; Enter attaches the Train screen to one.
 
 The list refreshes itself every few seconds (reading status.json files is cheap), so a run
-started from the CLI or another terminal shows up by itself.
+started from the CLI or another terminal shows up by itself, and a run that completes or
+fails meanwhile is announced (tui.notify). Space marks runs for the Compare screen; d
+deletes a finished run after asking.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from textual.widgets import DataTable, Static
 
 from engine.errors import TunedeckError
 from engine.events import ACTIVE_STATES
+from engine.run_admin import Deletion
 from engine.runs import RunInfo
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.error import ErrorDialog
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
+from tui.screens.compare import CompareScreen
 
 REFRESH_S = 2.0
-COLUMNS = ("run", "name", "state", "progress", "best val", "model")
+COLUMNS = ("✓", "run", "name", "state", "progress", "best val", "model")
+MARK = "✓"
 
 
 def progress_text(info: RunInfo) -> str:
@@ -39,6 +46,9 @@ class RunsScreen(WizardScreen):
 
     BINDINGS:
         enter: attach the Train screen to the highlighted run (history, then live)
+        space: mark / unmark the highlighted run for comparison
+        c: compare the marked runs (two or more)
+        d / delete: delete the highlighted run (asks first; refused while it trains)
         escape: back to the wizard step you came from
     """
 
@@ -46,6 +56,10 @@ class RunsScreen(WizardScreen):
     CSS_PATH = stylesheet("runs")
     BINDINGS = [
         Binding("enter", "attach", "Attach", priority=True),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        # Out of the footer (it would overflow 100 columns); `?` and the README list it.
+        Binding("d,delete", "delete", "Delete", key_display="d", show=False),
         Binding("escape", "app.back", "Back"),
     ]
 
@@ -58,17 +72,34 @@ class RunsScreen(WizardScreen):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, RunsScreen.Listed)
 
+    @dataclass
+    class DeleteChecked(Message):
+        """The highlighted run may be deleted: ask the user."""
+
+        deletion: Deletion
+
+    @dataclass
+    class Deleted(Message):
+        """A run's directory is gone."""
+
+        deletion: Deletion
+
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[RunInfo] = []
         self.highlight_id: str | None = None
         self.labels: dict[str, tuple[str, str]] = {}
         """Run id -> (run name, model) from its frozen config, read once."""
+        self.marked: list[str] = []
+        """Ids of the runs marked for comparison, in the order they were marked."""
+        self.states: dict[str, str] | None = None
+        """Run id -> state at the previous listing (None before the first one)."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="runs-notice")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-empty")
+        yield Static("", id="runs-marks")
 
     def on_mount(self) -> None:
         self.set_interval(REFRESH_S, self.list_runs)
@@ -97,10 +128,13 @@ class RunsScreen(WizardScreen):
 
     @on(Listed)
     def show_runs(self, message: Listed) -> None:
+        self._announce(message.runs)
         table = self.query_one(DataTable)
         selected = self._selected_id() or self.highlight_id
         self.runs = message.runs
-        rows = [_row(info, *self.labels.get(info.id, ("", ""))) for info in message.runs]
+        ids = [info.id for info in self.runs]
+        self.marked = [run_id for run_id in self.marked if run_id in ids]
+        rows = [self._row(info) for info in message.runs]
         # Columns sized here from all rows: fixed widths render right on the first frame.
         table.clear(columns=True)
         for index, title in enumerate(COLUMNS):
@@ -109,10 +143,29 @@ class RunsScreen(WizardScreen):
             table.add_row(*row, key=info.id)
         empty = self.query_one("#runs-empty", Static)
         empty.update("" if self.runs else "No runs yet: the wizard's Train step starts one.")
-        ids = [info.id for info in self.runs]
         if selected in ids:
             table.move_cursor(row=ids.index(selected), animate=False)
             self.highlight_id = None
+        self._show_marks()
+
+    def _announce(self, runs: list[RunInfo]) -> None:
+        """Notify about runs that completed or failed since the previous listing."""
+        if self.states is not None:
+            for info in runs:
+                self.tunedeck.notifier.watch(self.app, info, self.states.get(info.id), [])
+        self.states = {info.id: info.state for info in runs}
+
+    def _row(self, info: RunInfo) -> tuple[str, ...]:
+        mark = MARK if info.id in self.marked else ""
+        return (mark, *_row(info, *self.labels.get(info.id, ("", ""))))
+
+    def _show_marks(self) -> None:
+        count = len(self.marked)
+        text = f"{count} run{'s' if count != 1 else ''} marked for comparison"
+        text += ": c compares them" if count >= 2 else ": mark another with space"
+        widget = self.query_one("#runs-marks", Static)
+        widget.display = count > 0
+        widget.update(text)
 
     def _selected_id(self) -> str | None:
         table = self.query_one(DataTable)
@@ -131,15 +184,108 @@ class RunsScreen(WizardScreen):
         """Put the cursor on `run_id` once the list shows it."""
         self.highlight_id = run_id
 
-    def action_attach(self) -> None:
+    def _selected(self) -> RunInfo | None:
         run_id = self._selected_id()
-        info = next((r for r in self.runs if r.id == run_id), None)
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    def action_attach(self) -> None:
+        info = self._selected()
         if info is not None:
             self.tunedeck.offer_runs = False
             self.tunedeck.attach(info.dir)
+
+    # -- marking and comparing -------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        info = self._selected()
+        if info is None:
+            return
+        if info.id in self.marked:
+            self.marked.remove(info.id)
+        else:
+            self.marked.append(info.id)
+        table = self.query_one(DataTable)
+        table.update_cell(info.id, table.ordered_columns[0].key, self._row(info)[0])
+        self._show_marks()
+
+    def action_compare(self) -> None:
+        dirs = {info.id: info.dir for info in self.runs}
+        chosen = [dirs[run_id] for run_id in self.marked if run_id in dirs]
+        if len(chosen) < 2:
+            self.notify("Mark two or more runs with space first.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(chosen))
+
+    # -- deleting ----------------------------------------------------------------------------
+
+    def action_delete(self) -> None:
+        info = self._selected()
+        if info is not None:
+            self.check_delete(info)
+
+    @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
+    def check_delete(self, info: RunInfo) -> None:
+        """Ask the engine first: a training run is refused before any question."""
+        try:
+            deletion = self.backend.check_deletable(info.dir)
+        except TunedeckError as exc:
+            self.app.call_from_thread(self._refused, exc)
+            return
+        self.post_message(self.DeleteChecked(deletion))
+
+    def _refused(self, exc: TunedeckError) -> None:
+        self.app.push_screen(ErrorDialog.of(exc, "Cannot delete the run"))
+
+    @on(DeleteChecked)
+    def confirm_delete(self, message: DeleteChecked) -> None:
+        info = message.deletion.info
+        self.app.push_screen(
+            ConfirmDialog(
+                "Delete the run?",
+                f"Run {info.id} ({info.state}) and all its files go: checkpoints, adapter, "
+                f"evaluation and logs, {_size(message.deletion.size)}. This cannot be undone.",
+                "Delete",
+                "Keep it",
+                danger=True,
+            ),
+            lambda yes: self._deleting(info) if yes else None,
+        )
+
+    def _deleting(self, info: RunInfo) -> None:
+        # Muted first: a viewer that reads the vanished directory meanwhile sees no status,
+        # which is no failure to announce.
+        self.tunedeck.notifier.mute(info.id)
+        self.delete(info)
+
+    @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
+    def delete(self, info: RunInfo) -> None:
+        """Remove the run's directory (the engine checks again, under the run's lock)."""
+        try:
+            deletion = self.backend.delete_run(info.dir)
+        except TunedeckError as exc:
+            self.tunedeck.notifier.mute(info.id, muted=False)
+            self.app.call_from_thread(self._refused, exc)
+            return
+        self.post_message(self.Deleted(deletion))
+
+    @on(Deleted)
+    def deleted(self, message: Deleted) -> None:
+        run_id = message.deletion.info.id
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        if self.wizard.run_dir == message.deletion.info.dir:
+            self.wizard.run_dir = None  # the Train screen must not follow a deleted run
+        self.notify(f"Run {run_id} deleted ({_size(message.deletion.size)} freed).")
+        self.list_runs()
 
 
 def _row(info: RunInfo, name: str, model: str) -> tuple[str, ...]:
     status = info.status
     best = f"{status.best_val_loss:.4f}" if status and status.best_val_loss is not None else "-"
     return (info.id, name, info.state, progress_text(info), best, model)
+
+
+def _size(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"

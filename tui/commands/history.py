@@ -1,0 +1,133 @@
+"""`tunedeck compare | delete`: look back over runs: compare several, delete finished ones."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+CHART_WIDTH = 64
+CHART_HEIGHT = 14
+TRAIN_MARKERS = "*+#@%"
+VAL_MARKERS = "oxs&="
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `compare` and `delete` to the CLI."""
+    compare = subparsers.add_parser(
+        "compare",
+        help="compare two or more runs: loss curves, config differences, eval summaries",
+        description=(
+            "Compare runs side by side: their training and validation loss curves on one "
+            "text chart, the config fields whose values differ, and the evaluation "
+            "aggregates of each system (where the runs were evaluated)."
+        ),
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or unique prefixes)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.set_defaults(handler=run_compare)
+
+    delete = subparsers.add_parser(
+        "delete",
+        help="delete finished runs and all their files (asks first)",
+        description=(
+            "Delete runs: their directories with checkpoints, adapter, evaluation and logs. "
+            "A run that is training (or being evaluated) is refused: stop it first. Asks "
+            "for confirmation on a terminal; without one, --yes is required."
+        ),
+    )
+    delete.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or unique prefixes)")
+    delete.add_argument("--yes", "-y", action="store_true", help="delete without asking")
+    delete.set_defaults(handler=run_delete)
+
+
+# ---------------------------------------------------------------------------
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Print the comparison of the runs as text tables and a chart (or JSON)."""
+    from engine.run_compare import compare_runs
+    from engine.runs import find_run
+
+    comparison = compare_runs([find_run(ref) for ref in args.runs])
+    if args.json:
+        print(json.dumps(comparison.to_json()))
+        return 0
+    print(format_comparison(comparison))
+    return 0
+
+
+def format_comparison(comparison: Any) -> str:
+    """The runs, the loss chart, the config differences and the eval aggregates as text."""
+    from engine.run_compare import config_rows, eval_rows
+    from engine.text_chart import line_chart
+
+    runs = comparison.runs
+    tags = [chr(ord("A") + index) for index in range(len(runs))]
+    lines = [f"{tag}  {run.id}{_best(run.best)}" for tag, run in zip(tags, runs, strict=True)]
+    series: dict[str, Any] = {}
+    markers = ""
+    for index, (tag, run) in enumerate(zip(tags, runs, strict=True)):
+        series[f"{tag} train"], series[f"{tag} val"] = run.train, run.val
+        markers += TRAIN_MARKERS[index % len(TRAIN_MARKERS)] + VAL_MARKERS[index % len(VAL_MARKERS)]
+    lines += ["", "Loss (train and validation) against step", ""]
+    lines.append(line_chart(series, width=CHART_WIDTH, height=CHART_HEIGHT, markers=markers))
+    lines += ["", "Config differences"]
+    rows = config_rows(comparison)
+    lines.append(_table(["field", *tags], rows) if rows else "  (the configs are identical)")
+    lines += ["", "Evaluation"]
+    rows = eval_rows(comparison)
+    lines.append(_table(["system · metric", *tags], rows) if rows else "  (no run evaluated)")
+    verdicts = [(tag, run.verdict) for tag, run in zip(tags, runs, strict=True) if run.verdict]
+    lines += [f"  {tag}: {verdict}" for tag, verdict in verdicts]
+    return "\n".join(lines)
+
+
+def _best(best: tuple[int, float] | None) -> str:
+    return f"  (best val loss {best[1]:.4f} at step {best[0]})" if best else ""
+
+
+def _table(header: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    """Aligned text columns, two spaces apart."""
+    table = [header, *([label, *cells] for label, cells in rows)]
+    widths = [max(len(row[col]) for row in table) for col in range(len(header))]
+    return "\n".join(
+        ("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip()
+        for row in table
+    )
+
+
+# ---------------------------------------------------------------------------
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """Check every run first, ask once (or require --yes), then delete them."""
+    from engine.errors import TunedeckError
+    from engine.run_admin import check_deletable, delete_run
+    from engine.runs import find_run
+
+    run_dirs = list(dict.fromkeys(find_run(ref) for ref in args.runs))
+    deletions = [check_deletable(run_dir) for run_dir in run_dirs]
+    for deletion in deletions:
+        print(f"{deletion.info.id}  {deletion.info.state}  {_size(deletion.size)}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise TunedeckError(
+                "not deleting without confirmation",
+                hint="pass --yes to delete runs from a script",
+            )
+        answer = input(f"Delete {len(deletions)} run(s) and all their files? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    for run_dir in run_dirs:
+        deletion = delete_run(run_dir)
+        print(f"deleted {deletion.info.id} ({_size(deletion.size)})")
+    return 0
+
+
+def _size(n: int) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
