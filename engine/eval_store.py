@@ -8,6 +8,7 @@
     eval/review.jsonl     human review marks, last mark per example wins
     eval/ab.jsonl         blind A/B preferences, last per example and pair wins
     eval/summary.json     aggregates and verdict, replaced atomically after each eval
+    eval/options.json     the options last chosen for the run in the TUI (as flags)
     eval.lock             held by a running evaluation (flock; in the run directory)
 
 Rows carry a `settings` fingerprint of everything that decided them (model, adapter
@@ -33,6 +34,7 @@ JUDGE_FILE = "judge.jsonl"
 REVIEW_FILE = "review.jsonl"
 AB_FILE = "ab.jsonl"
 SUMMARY_FILE = "summary.json"
+OPTIONS_FILE = "options.json"
 LOCK_FILE = "eval.lock"
 LOG_FILE = "eval.log"
 
@@ -143,3 +145,17 @@ def keep_current(
     if len(kept) != len(rows):
         rewrite_jsonl(path, kept.values())
     return list(kept.values())
+
+
+def stored_rows(run_dir: Path, systems: Iterable[str], limit: int | None = None) -> int:
+    """Generated rows of `systems` on disk (examples below `limit`): what a stop keeps.
+
+    Counts every stored row; one made with other settings is counted until the next
+    evaluation that reaches its system replaces it.
+    """
+    total = 0
+    for system in systems:
+        rows = read_jsonl(system_file(run_dir, system))
+        indices = {r["index"] for r in rows if isinstance(r.get("index"), int)}
+        total += sum(1 for i in indices if limit is None or i < limit)
+    return total

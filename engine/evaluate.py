@@ -42,6 +42,7 @@ from engine.eval_options import (
     add_arguments,
     checkpoint_system,
     from_args,
+    is_checkpoint_system,
     to_argv,
 )
 from engine.eval_store import LOCK_FILE, LOG_FILE, eval_dir, file_digest
@@ -192,14 +193,37 @@ def plan_systems(run_dir: Path, options: EvalOptions) -> tuple[list[str], list[s
     if BASE_FEW in systems and options.few_shot == 0:
         systems.remove(BASE_FEW)
         notes.append("--few-shot 0: the few-shot system is the zero-shot one, skipped")
-    if options.checkpoints:
-        found = checkpoint_adapters(run_dir)
-        systems += [checkpoint_system(step) for step in sorted(found)]
-        if not found:
-            notes.append("no complete checkpoint with an adapter to evaluate")
+    if options.checkpoints or any(is_checkpoint_system(s) for s in systems):
+        systems = _with_checkpoints(run_dir, systems, options.checkpoints, notes)
     if not systems:
         raise TunedeckError("nothing to evaluate", hint="choose systems with --systems")
     return systems, notes
+
+
+def _with_checkpoints(
+    run_dir: Path, systems: list[str], every: bool, notes: list[str]
+) -> list[str]:
+    """`systems` with the checkpoints asked for (all of them with `every`), step order.
+
+    Raises:
+        NoAdapterError: a checkpoint asked for by step is not saved (or not complete).
+    """
+    found = checkpoint_adapters(run_dir)
+    asked = sorted(int(s.split("@", 1)[1]) for s in systems if is_checkpoint_system(s))
+    missing = [step for step in asked if step not in found]
+    if missing:
+        saved = ", ".join(str(step) for step in sorted(found)) or "none"
+        raise NoAdapterError(
+            f"run {run_dir.name} has no complete checkpoint at step "
+            f"{', '.join(map(str, missing))} (saved: {saved})",
+            hint="checkpoints beyond the run's save_total_limit are deleted; "
+            "--checkpoints evaluates every one that exists",
+        )
+    if every and not found:
+        notes.append("no complete checkpoint with an adapter to evaluate")
+    steps = sorted(set(asked) | (set(found) if every else set()))
+    plain = [s for s in systems if not is_checkpoint_system(s)]
+    return plain + [checkpoint_system(step) for step in steps]
 
 
 def adapter_digest(path: Path) -> str:
