@@ -15,30 +15,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import OptionList, ProgressBar, Static, TabbedContent, TabPane, Tabs
-from textual.widgets.option_list import Option
+from textual.widgets import ProgressBar, Static, TabbedContent, TabPane, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.formats import Example, LoadedDataset
+from engine.formats import LoadedDataset
 from engine.lint import Finding, FixResult, LintReport
 from engine.paths import sample_data_dir
-from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.clean_copy import clean_copy_prompt, clean_copy_written
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog
-from tui.dialogs.prompt import PromptDialog
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
-from tui.token_survey import TokenSurvey
-from tui.widgets.chat_view import ChatView
-from tui.widgets.dataset_stats import DatasetStats
-from tui.widgets.finding_view import FindingContext, FindingView, related_lines
-from tui.widgets.length_histogram import LengthHistogram
+from tui.widgets.data_summary import DataSummary
+from tui.widgets.example_preview import ExamplePreview
+from tui.widgets.finding_view import FindingContext, gather_context
+from tui.widgets.lint_pane import LintPane
 from tui.widgets.lint_report import LintReportList
 from tui.widgets.path_input import DATASET_SUFFIXES, PathInput
-
-PREVIEW_CHARS = 70
-PREVIEW_LIMIT = 2_000
-"""Examples listed in the preview; a 100k-line file lists its first ones."""
+from tui.widgets.stats_pane import StatsPane
 
 
 class DataScreen(WizardScreen):
@@ -79,30 +73,6 @@ class DataScreen(WizardScreen):
         dataset: LoadedDataset | None
 
     @dataclass
-    class TokensProgressed(Message):
-        """A stage of the token count; only the latest matters."""
-
-        stage: str
-        fraction: float
-
-        def can_replace(self, message: Message) -> bool:
-            return isinstance(message, DataScreen.TokensProgressed)
-
-    @dataclass
-    class TokensCounted(Message):
-        """Token lengths (and the lint report with token checks) arrived."""
-
-        path: Path
-        survey: TokenSurvey
-
-    @dataclass
-    class TokensFailed(Message):
-        """Token lengths could not be counted; `reason` says why."""
-
-        path: Path
-        reason: str
-
-    @dataclass
     class FindingLoaded(Message):
         """What a finding refers to was read; show it."""
 
@@ -125,18 +95,15 @@ class DataScreen(WizardScreen):
             yield Static("Dataset ", id="data-file-label")
             yield PathInput(suffixes=DATASET_SUFFIXES, id="data-path")
             yield Static(" ^o browse", id="data-file-keys")
-        yield Static("", id="data-summary")
+        yield DataSummary(id="data-summary")
         yield ProgressBar(id="data-progress", total=1.0, show_eta=False)
         with TabbedContent(id="data-tabs", initial="examples"):
-            with TabPane("Examples", id="examples"), Horizontal():
-                yield OptionList(id="example-list")
-                yield ChatView(id="example-chat")
-            with TabPane("Lint", id="lint"), Horizontal():
-                yield LintReportList(id="lint-report")
-                yield FindingView(id="finding-view")
-            with TabPane("Stats", id="stats"), Horizontal():
-                yield DatasetStats(id="data-stats")
-                yield LengthHistogram(id="length-histogram")
+            with TabPane("Examples", id="examples"):
+                yield ExamplePreview()
+            with TabPane("Lint", id="lint"):
+                yield LintPane()
+            with TabPane("Stats", id="stats"):
+                yield StatsPane()
 
     def sync(self) -> None:
         if self.wizard.data_path != self.shown_path:
@@ -154,7 +121,7 @@ class DataScreen(WizardScreen):
         self.shown_path = path
         self.token_key = None
         self.query_one("#data-path", PathInput).value = display_path(path)
-        self._summary(f"Linting {display_path(path)} …")
+        self.query_one(DataSummary).note(f"Linting {display_path(path)} …")
         bar = self.query_one("#data-progress", ProgressBar)
         bar.update(progress=0.0)
         bar.display = True
@@ -173,7 +140,8 @@ class DataScreen(WizardScreen):
         """The file broke the loader: say so here too (the base class shows the dialog)."""
         if event.worker.group == "inspect" and event.state == WorkerState.ERROR:
             self.query_one("#data-progress", ProgressBar).display = False
-            self._summary(f"{display_path(self.wizard.data_path)}: cannot be read", error=True)
+            text = f"{display_path(self.wizard.data_path)}: cannot be read"
+            self.query_one(DataSummary).note(text, error=True)
 
     @on(LintProgressed)
     def show_lint_progress(self, message: LintProgressed) -> None:
@@ -187,7 +155,7 @@ class DataScreen(WizardScreen):
         self.wizard.report = message.report
         self.wizard.dataset = message.dataset
         self._show_report(message.report)
-        self._show_examples(message.dataset)
+        self.query_one(ExamplePreview).show(message.dataset)
         usable = message.dataset is not None and bool(message.dataset.examples)
         self.tunedeck.set_step_done("data", usable)
         if message.report.unreadable:
@@ -205,88 +173,31 @@ class DataScreen(WizardScreen):
         if key == self.token_key:
             return
         self.token_key = key
-        self.query_one(LengthHistogram).note(f"counting tokens with {self.wizard.model} …")
-        self.count_tokens(*key)
+        self.query_one(StatsPane).count(self.backend.survey_tokens, *key)
 
-    @work(thread=True, exclusive=True, group="tokens", exit_on_error=False)
-    def count_tokens(self, path: Path, model: str, max_seq_len: int) -> None:
-        """Token lengths in a child process (the tokenizer needs transformers)."""
-        try:
-            survey = self.backend.survey_tokens(
-                path,
-                model,
-                max_seq_len,
-                lambda s, f: self.post_message(self.TokensProgressed(s, f)),
-            )
-        except Exception as exc:  # any failure: lint stands without token checks
-            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            self.post_message(self.TokensFailed(path, reason))
-        else:
-            if not get_current_worker().is_cancelled:
-                self.post_message(self.TokensCounted(path, survey))
-
-    @on(TokensProgressed)
-    def show_token_progress(self, message: TokensProgressed) -> None:
-        self.query_one(LengthHistogram).note(f"{message.fraction:.0%} {message.stage} …")
-
-    @on(TokensCounted)
-    def show_tokens(self, message: TokensCounted) -> None:
+    @on(StatsPane.TokensCounted)
+    def show_tokens(self, message: StatsPane.TokensCounted) -> None:
         if message.path != self.wizard.data_path:
             return
-        survey = message.survey
-        self.wizard.tokens = survey
-        self.wizard.report = survey.report
-        self._show_report(survey.report)
-        sample = ", a sample" if survey.sampled else ""
-        model = Path(survey.model).name or survey.model
-        self.query_one(LengthHistogram).show(
-            list(survey.lengths.values()), survey.max_seq_len, f"tokens · {model}{sample}"
-        )
+        self.wizard.tokens = message.survey
+        self.wizard.report = message.survey.report
+        self._show_report(message.survey.report)
+        self.query_one(StatsPane).show_survey(message.survey)
 
-    @on(TokensFailed)
-    def show_token_failure(self, message: TokensFailed) -> None:
+    @on(StatsPane.TokensFailed)
+    def show_token_failure(self, message: StatsPane.TokensFailed) -> None:
         if message.path == self.wizard.data_path:
             self.token_key = None  # let a later visit try again
-            self.query_one(LengthHistogram).note(f"tokens not counted: {message.reason}")
+            self.query_one(StatsPane).note(f"tokens not counted: {message.reason}")
 
     # -- showing -------------------------------------------------------------------------
 
-    def _summary(self, text: str, error: bool = False) -> None:
-        summary = self.query_one("#data-summary", Static)
-        summary.update(text)
-        summary.set_class(error, "-error")
-
     def _show_report(self, report: LintReport) -> None:
-        s = report.stats
-        if report.unreadable:
-            self._summary(f"{display_path(report.path)}: cannot be used — see Lint", error=True)
-        else:
-            errors, warnings = len(report.errors), len(report.warnings)
-            self._summary(
-                f"{report.format} format ({s.container}) · {s.records:,} records · "
-                f"{report.count:,} usable · {errors} error{'s' * (errors != 1)} · "
-                f"{warnings} warning{'s' * (warnings != 1)}"
-            )
+        self.query_one(DataSummary).show_report(report)
         tabs = self.query_one(TabbedContent)
         tabs.get_tab("lint").label = f"Lint ({len(report.errors)}✗ {len(report.warnings)}!)"
-        self.query_one(LintReportList).show(report)
-        self.query_one(DatasetStats).show(report, self.wizard.tokens)
-
-    def _show_examples(self, dataset: LoadedDataset | None) -> None:
-        options = self.query_one("#example-list", OptionList)
-        options.clear_options()
-        examples = dataset.examples[:PREVIEW_LIMIT] if dataset else []
-        options.add_options(Option(_preview(e), id=str(i)) for i, e in enumerate(examples))
-        if examples:
-            options.highlighted = 0
-        else:
-            self.query_one(ChatView).show(None)
-
-    @on(OptionList.OptionHighlighted, "#example-list")
-    def show_example(self, event: OptionList.OptionHighlighted) -> None:
-        dataset = self.wizard.dataset
-        if dataset is not None and event.option_index < len(dataset.examples):
-            self.query_one(ChatView).show(dataset.examples[event.option_index])
+        self.query_one(LintPane).show_report(report)
+        self.query_one(StatsPane).show_report(report, self.wizard.tokens)
 
     @on(LintReportList.FindingHighlighted)
     def preview_finding(self, message: LintReportList.FindingHighlighted) -> None:
@@ -299,23 +210,17 @@ class DataScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="finding", exit_on_error=False)
     def load_finding(self, finding: Finding, focus: bool) -> None:
         """Gather the example (or source line) a finding is about; reading may take a while."""
-        by_line = _examples_by_line(self.wizard.dataset)
-        example = by_line.get(finding.line)
-        raw = None
-        if example is None and finding.line:
-            raw = self.backend.read_source_line(self.wizard.data_path, finding.line)
-        related = [by_line[n] for n in related_lines(finding) if n in by_line]
+        path, dataset = self.wizard.data_path, self.wizard.dataset
+        examples = dataset.examples if dataset else []
+        context = gather_context(
+            finding, examples, lambda line: self.backend.read_source_line(path, line)
+        )
         if not get_current_worker().is_cancelled:
-            self.post_message(
-                self.FindingLoaded(FindingContext(finding, example, raw, related), focus)
-            )
+            self.post_message(self.FindingLoaded(context, focus))
 
     @on(FindingLoaded)
     def show_finding(self, message: FindingLoaded) -> None:
-        view = self.query_one(FindingView)
-        view.show(message.context)
-        if message.focus:
-            view.focus()
+        self.query_one(LintPane).show_finding(message.context, message.focus)
 
     # -- actions -------------------------------------------------------------------------
 
@@ -350,19 +255,8 @@ class DataScreen(WizardScreen):
         if report is None or report.unreadable:
             self.notify("Nothing to clean: the file is not loaded.", severity="warning")
             return
-        duplicates = sum(1 for f in report.findings if f.code == "exact-duplicate")
-        path = self.wizard.data_path
-        out = path.with_name(f"{path.stem}.clean.jsonl")
-        self.app.push_screen(
-            PromptDialog(
-                "Write a cleaned copy",
-                f"Leaves out {report.stats.skipped} record(s) with errors and {duplicates} "
-                "exact duplicate(s). The original file is never modified. Write to:",
-                display_path(out),
-                suffixes=(".jsonl",),
-            ),
-            self._write_clean_copy,
-        )
+        prompt = clean_copy_prompt(report, self.wizard.data_path)
+        self.app.push_screen(prompt, self._write_clean_copy)
 
     def _write_clean_copy(self, target: str | None) -> None:
         if target:
@@ -375,14 +269,9 @@ class DataScreen(WizardScreen):
 
     @on(CleanCopyWritten)
     def offer_clean_copy(self, message: CleanCopyWritten) -> None:
-        result = message.result
-        text = (
-            f"Wrote {display_path(result.out)}: kept {result.kept}, dropped "
-            f"{len(result.dropped)}. Use it as the dataset?"
-        )
+        out = message.result.out
         self.app.push_screen(
-            ConfirmDialog("Cleaned copy written", text, "Open it", "Stay"),
-            lambda yes: self.open(result.out) if yes else None,
+            clean_copy_written(message.result), lambda yes: self.open(out) if yes else None
         )
 
     def leave_blocker(self) -> str | None:
@@ -392,14 +281,3 @@ class DataScreen(WizardScreen):
         if not dataset.examples:
             return "the dataset has no usable example: see the Lint tab, or pick another file"
         return None
-
-
-def _preview(example: Example) -> str:
-    text = next((m.content for m in example.messages if m.role == "user"), "")
-    flat = " ".join(text.split())
-    cut = flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
-    return f"{example.line:>5}  {cut}"
-
-
-def _examples_by_line(dataset: LoadedDataset | None) -> dict[int, Example]:
-    return {e.line: e for e in dataset.examples} if dataset else {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,24 @@ def related_lines(finding: Finding, limit: int = 2) -> list[int]:
     """Lines of other examples a finding involves (its `lines`, or "line N" in its text)."""
     lines = list(finding.lines) or [int(n) for n in _LINE_N.findall(finding.message)]
     return [n for n in dict.fromkeys(lines) if n != finding.line][:limit]
+
+
+def gather_context(
+    finding: Finding, examples: Sequence[Example], read_line: Callable[[int], str | None]
+) -> FindingContext:
+    """What `finding` is about: its example, else its source line, and related examples.
+
+    Args:
+        finding: the finding to show.
+        examples: the examples that loaded (a record with errors is not among them).
+        read_line: the source text of a line; called only when no example has the line,
+            since reading a big file takes a while.
+    """
+    by_line = {e.line: e for e in examples}
+    example = by_line.get(finding.line)
+    raw = read_line(finding.line) if example is None and finding.line else None
+    related = [by_line[n] for n in related_lines(finding) if n in by_line]
+    return FindingContext(finding, example, raw, related)
 
 
 def problem_turns(finding: Finding, roles: list[str]) -> tuple[set[int], str | None]:
