@@ -48,7 +48,12 @@ class ExportResult:
     out: Path
     merged: bool
     files: list[str]
+    """Paths of the written files, relative to `out`."""
     bytes: int
+
+    def file_sizes(self) -> list[tuple[str, int]]:
+        """Each written file with its size in bytes (read from disk now)."""
+        return [(name, (self.out / name).stat().st_size) for name in self.files]
 
 
 def export_run(

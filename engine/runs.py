@@ -42,6 +42,9 @@ CONFIG_FILE = "config.toml"
 LOG_FILE = "worker.log"
 DATA_DIR = "data"
 RESUMABLE_STATES = ("paused", "stopped", "failed", "failed (worker died)")
+CREATED = "created"
+"""Effective state of a run whose directory exists but whose worker was never started: the
+wizard's Baseline step evaluates the base model on its split before training."""
 
 
 class RunNotFoundError(TunedeckError):
@@ -201,6 +204,69 @@ def start_run(cfg: TrainConfig, fit_intervals: bool = False) -> RunInfo:
     return run_info(run_dir)
 
 
+def same_data_and_model(run_dir: Path, cfg: TrainConfig) -> bool:
+    """True when `cfg` trains the run's model on the run's data (same source, same split).
+
+    Then the run's split and everything evaluated on it (the baseline) still hold, and
+    only hyperparameters differ. An invalid `cfg` is never the same.
+    """
+    from engine.config import load_config
+
+    try:
+        frozen = freeze_config(cfg)
+        stored = load_config(run_dir / CONFIG_FILE)
+    except (TunedeckError, OSError):  # ConfigError is a TunedeckError
+        return False
+    return frozen.data == stored.data and frozen.model == stored.model
+
+
+def start_created_run(run_dir: Path, cfg: TrainConfig) -> RunInfo:
+    """Start the worker of a run made by create_run and never started, training with `cfg`.
+
+    The hyperparameters may have changed since the run was created (the config is
+    rewritten); the data and the model may not, because the split and the baseline
+    answers in the run directory belong to them.
+
+    Raises:
+        RunStateError: the run was started already, or `cfg` has other data or another model.
+    """
+    info = run_info(run_dir)
+    if info.state != CREATED:
+        raise RunStateError(
+            f"run {info.id} is {info.state}: only a run that was never started can start",
+            hint="start a new run instead",
+        )
+    if not same_data_and_model(run_dir, cfg):
+        raise RunStateError(
+            f"run {info.id} was made for other data or another model",
+            hint="start a new run (its baseline must then be evaluated again)",
+        )
+    _update_config(run_dir, freeze_config(cfg))
+    start_worker(run_dir)
+    return run_info(run_dir)
+
+
+def _update_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """Rewrite a created run's config when the hyperparameters changed; warn again."""
+    from engine.config import load_config
+
+    if load_config(run_dir / CONFIG_FILE) == cfg:
+        return
+    save_config(cfg, run_dir / CONFIG_FILE)
+    events = EventWriter(run_dir)
+    events.emit("config_updated", reason="hyperparameters changed before training started")
+    train_count = _train_count(run_dir)
+    for warning in config_warnings(cfg, train_count) if train_count is not None else ():
+        events.emit("warning", code="config", message=warning)
+
+
+def _train_count(run_dir: Path) -> int | None:
+    """Training examples of a run's split, from its `data` event (None if missing)."""
+    events, _ = read_events(run_dir / EVENTS_FILE, 0)
+    counts = [e["train_examples"] for e in events if e.get("type") == "data"]
+    return int(counts[-1]) if counts and isinstance(counts[-1], int) else None
+
+
 # ---------------------------------------------------------------------------
 # Finding and listing
 # ---------------------------------------------------------------------------
@@ -241,7 +307,7 @@ def effective_state(run_dir: Path, status: RunStatus | None) -> str:
     if status.state in ("running", "stopping") and not worker_alive(run_dir):
         return "failed (worker died)"
     if status.state == "queued" and not worker_alive(run_dir) and not _pid_alive(status.pid):
-        return "failed (worker died)" if status.pid else "queued"
+        return "failed (worker died)" if status.pid else CREATED
     return status.state
 
 
@@ -269,7 +335,12 @@ def list_runs() -> list[RunInfo]:
     root = runs_dir()
     if not root.is_dir():
         return []
-    dirs = [p for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
+    # Hidden names are runs being deleted (engine.run_admin), never listed.
+    dirs = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).is_file()
+    ]
     return [run_info(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
 
 

@@ -20,9 +20,11 @@ from tui.backend import Backend
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.help import HelpDialog
+from tui.notify import Notifier
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 from tui.screens.models import ModelsScreen
+from tui.screens.playground import PlaygroundScreen
 from tui.screens.runs import RunsScreen
 from tui.steps import STEPS, Step
 from tui.wizard import Wizard
@@ -31,10 +33,12 @@ DEFAULT_SAMPLE = "support_tickets.jsonl"
 
 
 class TunedeckApp(App[None]):
-    """Fine-tuning wizard: Data → Split → Hyperparameters → Train; Runs and Models aside.
+    """Fine-tuning wizard: Data → Split → Hyperparameters → Baseline → Train → Evaluate →
+    Export; Runs and Models aside.
 
     BINDINGS:
-        ctrl+n / ctrl+p: next / previous step;  r: Runs;  m: Models;  ?: help;  q: quit
+        ctrl+n / ctrl+p: next / previous step;  r: Runs;  m: Models;  t: Playground;
+        ?: help;  q: quit
     """
 
     TITLE = "tunedeck"
@@ -45,6 +49,7 @@ class TunedeckApp(App[None]):
         Binding("ctrl+p", "previous_step", "Prev step"),
         Binding("r", "show_runs", "Runs"),
         Binding("m", "show_models", "Models", show=False),
+        Binding("t", "show_playground", "Playground", show=False),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -62,12 +67,15 @@ class TunedeckApp(App[None]):
         self.last_mode = STEPS[0].mode
         self.left_running: list[str] = []
         """Ids of runs still training when the app quit (run_app says so)."""
+        self.notifier = Notifier()
+        """Announces watched runs that complete, fail or overfit (once each)."""
 
     def on_mount(self) -> None:
         for step in self.steps:
             self.add_mode(step.mode, step.screen)
         self.add_mode("runs", RunsScreen)
         self.add_mode("models", ModelsScreen)
+        self.add_mode("playground", PlaygroundScreen)
         if self.start_run is not None:
             self.attach(self.start_run)
         elif any(info.state in ACTIVE_STATES for info in self.backend.list_runs()):
@@ -134,6 +142,9 @@ class TunedeckApp(App[None]):
     def action_show_models(self) -> None:
         self._aside("models")
 
+    def action_show_playground(self) -> None:
+        self._aside("playground")
+
     def action_back(self) -> None:
         self.switch_mode(self.last_mode)
 
@@ -150,6 +161,7 @@ class TunedeckApp(App[None]):
         sections = [("Everywhere", self.BINDINGS)]
         sections += [(f"{n}. {s.title}", s.screen.BINDINGS) for n, s in enumerate(self.steps, 1)]
         sections += [("Runs", RunsScreen.BINDINGS), ("Models", ModelsScreen.BINDINGS)]
+        sections += [("Playground", PlaygroundScreen.BINDINGS)]
         self.push_screen(HelpDialog(sections))
 
     # -- errors and quitting -------------------------------------------------------------

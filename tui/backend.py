@@ -13,21 +13,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from engine import config as engine_config
 from engine import evaluate as engine_evaluate
+from engine import export as engine_export
 from engine import review as engine_review
+from engine import run_admin
 from engine import runs as engine_runs
+from engine.baseline import BASELINE_OPTIONS
 from engine.config import TrainConfig
 from engine.control import Action
 from engine.errors import TunedeckError
-from engine.eval_options import EvalOptions
+from engine.eval_options import EvalOptions, load_options, save_options
+from engine.eval_store import stored_rows
 from engine.events import EVENTS_FILE, read_events
-from engine.formats import LoadedDataset, load_examples
+from engine.formats import Example, LoadedDataset, load_examples
 from engine.lint import FixResult, LintReport, lint_file, write_cleaned_copy
 from engine.model_shapes import read_model_config
 from engine.models import (
@@ -37,9 +41,19 @@ from engine.models import (
     is_complete_model_dir,
     list_models,
 )
+from engine.playground import (
+    ADAPTER_DIR,
+    PlaygroundTarget,
+    default_system_prompt,
+    has_safe_adapter,
+    target_for_run,
+)
 from engine.review import AbPair, AbStats, EvalTable
+from engine.run_admin import Deletion
+from engine.run_compare import Comparison, compare_runs
 from engine.runs import LOG_FILE, RunInfo
 from engine.split import SplitResult, split_dataset
+from tui.playground_client import PlaygroundClient
 from tui.token_survey import TokenSurvey, survey_from_json
 
 ProgressFn = Callable[[str, float], None]
@@ -151,6 +165,18 @@ class Backend:
         """Create the run directory and start its detached worker; returns at once."""
         return engine_runs.start_run(cfg)
 
+    def create_run(self, cfg: TrainConfig) -> Path:
+        """Create the run directory (config, data split) without starting its worker."""
+        return engine_runs.create_run(cfg)
+
+    def same_data_and_model(self, run_dir: Path, cfg: TrainConfig) -> bool:
+        """True when `cfg` trains the run's model on the run's split (its baseline holds)."""
+        return engine_runs.same_data_and_model(run_dir, cfg)
+
+    def start_created_run(self, run_dir: Path, cfg: TrainConfig) -> RunInfo:
+        """Start the worker of a created, never started run with `cfg`'s hyperparameters."""
+        return engine_runs.start_created_run(run_dir, cfg)
+
     def list_runs(self) -> list[RunInfo]:
         """All runs, newest first."""
         return engine_runs.list_runs()
@@ -195,6 +221,18 @@ class Backend:
         """Start a new worker that continues from the newest checkpoint."""
         engine_runs.resume_run(run_dir)
 
+    def check_deletable(self, run_dir: Path) -> Deletion:
+        """What deleting the run would remove; raises RunStateError while it trains."""
+        return run_admin.check_deletable(run_dir)
+
+    def delete_run(self, run_dir: Path) -> Deletion:
+        """Remove a finished run's directory (refused while it trains or is evaluated)."""
+        return run_admin.delete_run(run_dir)
+
+    def compare_runs(self, run_dirs: list[Path]) -> Comparison:
+        """Loss curves, config differences and eval summaries of two or more runs."""
+        return compare_runs(run_dirs)
+
     def _run_child(
         self, command: list[str], progress: ProgressFn, what: str, result_type: str = "result"
     ) -> dict[str, Any]:
@@ -218,19 +256,68 @@ class Backend:
                 raise TunedeckError(message or f"{what} failed", hint=hint)
         return result
 
+    # -- playground ------------------------------------------------------------------------
+
+    def playground_target(
+        self, run_dir: Path | None, model: str, examples: Sequence[Example]
+    ) -> PlaygroundTarget:
+        """What the playground loads: `run_dir`'s model and adapter; without a run, the
+        newest run that has an adapter; without any, `model` alone (system prompt from
+        `examples`)."""
+        if run_dir is None:
+            runs = (info.dir for info in self.list_runs())
+            run_dir = next((d for d in runs if has_safe_adapter(d / ADAPTER_DIR)), None)
+        if run_dir is not None:
+            return target_for_run(run_dir)
+        return PlaygroundTarget(model, system=default_system_prompt(examples))
+
+    def open_playground(self, target: PlaygroundTarget) -> PlaygroundClient:
+        """Start the playground's model process for `target` (it loads in the background)."""
+        client = PlaygroundClient(target.argv())
+        client.start()
+        assert client.process is not None
+        self._children = {p for p in self._children if p.poll() is None}
+        self._children.add(client.process)  # shutdown() kills it with the others
+        return client
+
     # -- evaluation and review -------------------------------------------------------------
 
-    def start_eval(self, run_dir: Path) -> int:
-        """Start the detached evaluation of every system; its pid.
+    def start_eval(self, run_dir: Path, options: EvalOptions | None = None) -> int:
+        """Start the detached evaluation (default options: every system); its pid.
 
         Raises:
             EvalRunningError, NoValidationDataError, NoAdapterError: nothing started.
         """
-        return engine_evaluate.start_eval(run_dir, EvalOptions())
+        return engine_evaluate.start_eval(run_dir, options or EvalOptions())
+
+    def stop_eval(self, run_dir: Path) -> bool:
+        """Ask the running evaluation to stop after its current batch (False: none runs)."""
+        return engine_evaluate.stop_eval(run_dir)
+
+    def start_baseline(self, run_dir: Path) -> int:
+        """Start the detached evaluation of the base systems only (before training); its pid."""
+        return engine_evaluate.start_eval(run_dir, BASELINE_OPTIONS)
 
     def eval_running(self, run_dir: Path) -> bool:
         """True while some process evaluates the run."""
         return engine_evaluate.eval_running(run_dir)
+
+    def eval_adapters(self, run_dir: Path) -> tuple[bool, list[int]]:
+        """Whether the run has its best adapter yet, and the steps of saved checkpoints."""
+        has_best = engine_evaluate.has_adapter(run_dir / engine_evaluate.ADAPTER_DIR)
+        return has_best, sorted(engine_evaluate.checkpoint_adapters(run_dir))
+
+    def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
+        """The evaluation options last chosen for the run (None: none saved)."""
+        return load_options(run_dir)
+
+    def save_eval_options(self, run_dir: Path, options: EvalOptions) -> None:
+        """Keep the options for the run's next evaluation (the key's env var name only)."""
+        save_options(run_dir, options)
+
+    def eval_rows_kept(self, run_dir: Path, systems: list[str], examples: int | None) -> int:
+        """Generated rows of `systems` stored for the first `examples` examples."""
+        return stored_rows(run_dir, systems, examples)
 
     def load_eval_table(self, run_dir: Path) -> EvalTable:
         """The run's stored evaluation rows, marks, judge verdicts and summary."""
@@ -262,6 +349,27 @@ class Backend:
     def export_review(self, run_dir: Path) -> Path:
         """Write the review as CSV in the run's eval directory; its path."""
         return engine_review.export_review(run_dir, fmt="csv")
+
+    # -- export ------------------------------------------------------------------------------
+
+    def has_adapter(self, run_dir: Path) -> bool:
+        """True once the run has saved its best adapter (at its first validation)."""
+        return engine_evaluate.has_adapter(run_dir / engine_evaluate.ADAPTER_DIR)
+
+    def export_run(
+        self, run_dir: Path, out: Path, merged: bool, progress: ProgressFn
+    ) -> engine_export.ExportResult:
+        """Export the adapter (or a merged model), card, report and bundle (child process).
+
+        Raises:
+            TunedeckError: the export failed (no adapter, `out` exists, too little space).
+        """
+        command = [sys.executable, "-m", "tui.cli", "export", str(run_dir), "--out", str(out),
+                   "--json", *(["--merged"] if merged else [])]  # fmt: skip
+        event = self._run_child(command, progress, f"exporting run {run_dir.name}")
+        files = [str(name) for name in event["files"]]
+        out, merged, size = Path(event["out"]), bool(event["merged"]), int(event["bytes"])
+        return engine_export.ExportResult(out, merged, files, size)
 
 
 def _read_child(

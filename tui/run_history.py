@@ -3,7 +3,9 @@
 A viewer replays `events.jsonl` from the start and then feeds each new batch to
 `RunHistory.ingest`. The loss curves follow `engine.events.metric_history`: after a
 resume from step N, points the dead worker logged past N are superseded, so the curve
-stays one continuous line.
+stays one continuous line. New points are appended (a batch costs what it holds); the
+curves are rebuilt from all events only when a batch holds a resume, which is rare:
+rebuilding every batch cost ~0.1 s of the UI thread per poll at 25,000 points.
 """
 
 from __future__ import annotations
@@ -52,13 +54,18 @@ class RunHistory:
 
     def ingest(self, events: list[dict[str, Any]]) -> None:
         """Fold in a batch of events (in file order)."""
-        curve = False
+        # New lists per batch (a copy of references, in C): a viewer that keeps the old
+        # ones (a reactive compares old and new) sees the change.
+        self.train, self.val, self.lr = list(self.train), list(self.val), list(self.lr)
+        resumed = False
         for event in events:
             self.event_count += 1
             kind = event.get("type")
             if kind in ("metric", "resume"):
                 self._curve_events.append(event)
-                curve = True
+                resumed = resumed or kind == "resume"
+                if not resumed:  # after a resume the whole batch is rebuilt below
+                    self._add_point(event)
             elif kind == "state":
                 self._state(event)
             elif kind == "best":
@@ -67,20 +74,25 @@ class RunHistory:
                 self._warning(event)
             elif kind == "early_stop":
                 self._early_stop(event)
-        if curve:
+        if resumed:
             self._rebuild_curves()
 
+    def _add_point(self, point: dict[str, Any]) -> None:
+        """One metric event onto the curves (those without a numeric loss are skipped)."""
+        if not _is_number(point.get("loss")):
+            return
+        if point.get("split") == "train":
+            self.train.append((int(point["step"]), float(point["loss"])))
+            if _is_number(point.get("lr")):
+                self.lr.append(float(point["lr"]))
+            self.latest = point
+        elif point.get("split") == "val":
+            self.val.append((int(point["step"]), float(point["loss"])))
+
     def _rebuild_curves(self) -> None:
-        points = metric_history(self._curve_events)
-        train = [p for p in points if p.get("split") == "train" and _is_number(p.get("loss"))]
-        self.train = [(int(p["step"]), float(p["loss"])) for p in train]
-        self.lr = [float(p["lr"]) for p in train if _is_number(p.get("lr"))]
-        self.val = [
-            (int(p["step"]), float(p["loss"]))
-            for p in points
-            if p.get("split") == "val" and _is_number(p.get("loss"))
-        ]
-        self.latest = train[-1] if train else {}
+        self.train, self.val, self.lr, self.latest = [], [], [], {}
+        for point in metric_history(self._curve_events):
+            self._add_point(point)
 
     def _state(self, event: dict[str, Any]) -> None:
         self.state = str(event.get("state", self.state))

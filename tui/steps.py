@@ -3,9 +3,8 @@
 Each step is an app mode whose base screen is the step's Screen; the step bar, the
 next / previous step keys and the help screen all read this tuple.
 
-Still to come, from the evaluation and export work:
-    Step("baseline", "Baseline", BaselineScreen)  -> between "hparams" and "train"
-    Step("export", "Export", ExportScreen)        -> after "evaluate"
+Data -> Split -> Hyperparameters -> Baseline (the base model before training, or
+skipped) -> Train -> Evaluate -> Export.
 """
 
 from __future__ import annotations
@@ -13,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui.screens.base import WizardScreen
+from tui.screens.baseline import BaselineScreen
 from tui.screens.data import DataScreen
 from tui.screens.evaluate import EvaluateScreen
+from tui.screens.export import ExportScreen
 from tui.screens.hparams import HyperparamsScreen
 from tui.screens.split import SplitScreen
 from tui.screens.train import TrainScreen
@@ -33,6 +34,8 @@ STEPS: tuple[Step, ...] = (
     Step("data", "Data", DataScreen),
     Step("split", "Split", SplitScreen),
     Step("hparams", "Hyperparameters", HyperparamsScreen),
+    Step("baseline", "Baseline", BaselineScreen),
     Step("train", "Train", TrainScreen),
     Step("evaluate", "Evaluate", EvaluateScreen),
+    Step("export", "Export", ExportScreen),
 )

@@ -64,7 +64,11 @@ class Wizard:
     edited: set[str] = field(default_factory=set)
     """AUTO_FIELDS the user set by hand: the wizard leaves those alone."""
     run_dir: Path | None = None
-    """The run the Train step shows (started here, or attached from the Runs list)."""
+    """The run the Train step shows (started here, or attached from the Runs list); the
+    Baseline step may create it before training, without starting it."""
+    baseline_skipped: bool = False
+    """The user skipped the Baseline step: the Evaluate step then evaluates the fine-tuned
+    model alone, and its table has no base comparison."""
 
     def __post_init__(self) -> None:
         self.config = from_preset(self.preset, model=self.model)

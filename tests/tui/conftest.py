@@ -24,6 +24,8 @@ from engine.formats import load_examples
 from engine.lint import Finding, lint_file
 from engine.lint_findings import sort_key
 from engine.models import ModelInfo
+from engine.run_admin import Deletion
+from engine.run_compare import Comparison, build_comparison
 from engine.runs import RunInfo, RunStateError
 from tests.conftest import REPO_ROOT
 from tests.tiny_model import SMOLLM2_135M_CONFIG
@@ -48,6 +50,8 @@ class FakeRun:
     events: list[dict[str, Any]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     max_steps: int | None = 40
+    summary: dict[str, Any] | None = None
+    """Its eval/summary.json (None: never evaluated)."""
 
     def info(self) -> RunInfo:
         metrics = [e for e in self.events if e["type"] == "metric" and e["split"] == "train"]
@@ -213,6 +217,24 @@ class FakeBackend(Backend):
     def resume_run(self, run_dir: Path) -> None:
         self.resumed.append(run_dir.name)
         self.runs[run_dir].state = "queued"
+
+    def compare_runs(self, run_dirs: list[Path]) -> Comparison:
+        runs = [self.runs[d] for d in run_dirs]
+        return build_comparison([(r.dir.name, r.events, r.config, r.summary) for r in runs])
+
+    def check_deletable(self, run_dir: Path) -> Deletion:
+        info = self.runs[run_dir].info()
+        if info.state in ("running", "queued", "stopping"):
+            raise RunStateError(
+                f"run {info.id} is {info.state}: a run that is training cannot be deleted",
+                hint=f"stop it first (`tunedeck stop {info.id}`)",
+            )
+        return Deletion(info, 3 * 2**20)
+
+    def delete_run(self, run_dir: Path) -> Deletion:
+        deletion = self.check_deletable(run_dir)
+        del self.runs[run_dir]
+        return deletion
 
 
 @pytest.fixture

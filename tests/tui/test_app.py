@@ -11,6 +11,7 @@ from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.help import HelpDialog
+from tui.screens.baseline import BaselineScreen
 from tui.screens.data import DataScreen
 from tui.screens.hparams import HyperparamsScreen
 from tui.screens.models import ModelsScreen
@@ -60,12 +61,20 @@ async def test_step_bar_and_next_previous_step_keys(make_app) -> None:
         assert isinstance(app.screen, HyperparamsScreen)
         await pilot.press("ctrl+n")
         await settle(pilot)
+        assert isinstance(app.screen, BaselineScreen)
+        await pilot.press("ctrl+n")  # neither run nor skipped: the step says so
+        await settle(pilot)
+        assert isinstance(app.screen, BaselineScreen)
+        assert any("or skip it (s)" in n.message for n in app._notifications)
+        await pilot.press("s", "ctrl+n")
+        await settle(pilot)
         assert isinstance(app.screen, TrainScreen)
-        assert "✓ 3 Hyperparameters" in bar_text(app)
-        await pilot.press("ctrl+p", "ctrl+p", "ctrl+p")
+        # seven steps do not fit 100 columns: the current one and its neighbours keep titles
+        assert "✓ 3 › ✓ 4 Baseline › ▸ 5 Train › · 6 Evaluate › · 7 " in bar_text(app)
+        await pilot.press("ctrl+p", "ctrl+p", "ctrl+p", "ctrl+p")
         await settle(pilot)
         assert isinstance(app.screen, DataScreen)
-        assert app.steps_done == {"data", "split", "hparams"}
+        assert app.steps_done == {"data", "split", "hparams", "baseline"}
 
 
 async def test_a_step_cannot_be_skipped_while_an_earlier_one_is_not_done(
@@ -115,6 +124,9 @@ async def test_help_lists_the_bindings_of_every_screen(make_app) -> None:
             "Stop",
             "Checkpoint",
             "Eval now",
+            "Run baseline",
+            "Export adapter",
+            "Export merged",
             "Attach",
             "Prepare model",
             "tab / shift+tab",

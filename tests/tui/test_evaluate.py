@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Static
 
 from engine.eval_metrics import METRICS_VERSION, scoring_context
+from engine.eval_options import EvalOptions
 from engine.eval_store import append_jsonl, system_file
 from engine.eval_summary import build_summary, score_output, write_summary
 from engine.memorisation import TrainAnswerIndex
@@ -56,13 +57,15 @@ class EvalBackend(FakeBackend):
     def __init__(self) -> None:
         super().__init__()
         self.eval_starts = 0
+        self.eval_options: list[EvalOptions | None] = []
 
     def add_dir(self, run_dir: Path) -> FakeRun:
         self.runs[run_dir] = FakeRun(run_dir, self.add_run("x").config, "completed")
         return self.runs[run_dir]
 
-    def start_eval(self, run_dir: Path) -> int:
+    def start_eval(self, run_dir: Path, options: EvalOptions | None = None) -> int:
         self.eval_starts += 1
+        self.eval_options.append(options)
         progress = {"type": "eval_progress", "phase": "generate", "system": "tuned"}
         self.runs[run_dir].events += [
             {"type": "eval_started", "systems": list(OUTPUTS), "examples": 4},

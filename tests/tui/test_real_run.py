@@ -25,7 +25,8 @@ RUN_TIMEOUT_S = 300.0
 
 
 async def to_train_step(app: TunedeckApp, pilot, fields: dict[str, str]) -> TrainScreen:
-    """Data (with real token counts) -> Split -> Hyperparameters (edited) -> Train."""
+    """Data (with real token counts) -> Split -> Hyperparameters (edited) -> Baseline
+    (skipped) -> Train."""
     await wait_until(pilot, lambda: app.wizard.tokens is not None, RUN_TIMEOUT_S)
     assert app.wizard.tokens.model == app.wizard.model  # counted with the tiny tokenizer
     await pilot.press("ctrl+n")
@@ -43,6 +44,8 @@ async def to_train_step(app: TunedeckApp, pilot, fields: dict[str, str]) -> Trai
     await settle(pilot)
     assert not screen.invalid, screen.invalid
     await pilot.press("ctrl+n")
+    await pilot.pause()
+    await pilot.press("s", "ctrl+n")  # skip the baseline (tests/tui/test_baseline.py runs one)
     await pilot.pause()
     assert isinstance(app.screen, TrainScreen)
     return app.screen

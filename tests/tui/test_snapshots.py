@@ -93,8 +93,13 @@ def test_hyperparameters(snap_compare) -> None:
 
 
 def test_train_ready(snap_compare) -> None:
+    async def ready(pilot) -> None:
+        await steps(pilot, 3)
+        await pilot.press("s")  # skip the baseline
+        await steps(pilot, 1)
+
     app = TunedeckApp(FakeBackend(), SAMPLE.relative_to(REPO_ROOT), "smollm2-135m")
-    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: steps(pilot, 3))
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
 
 def live_run_app() -> TunedeckApp:
@@ -178,3 +183,89 @@ def test_error_dialog(snap_compare) -> None:
         "smollm2-135m",
     )
     assert snap_compare(app, terminal_size=SIZE, run_before=missing)
+
+
+def test_compare(snap_compare) -> None:
+    from tests.tui.test_compare import history_backend, mark_rows
+
+    async def compared(pilot) -> None:
+        await wait_until(pilot, lambda: pilot.app.screen.query_one(DataTable).row_count == 3)
+        await mark_rows(pilot, 2, 1)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.pause(0.2)  # the tables size their columns to new rows on their next update
+
+    app = TunedeckApp(history_backend(), SAMPLE.relative_to(REPO_ROOT), "smollm2-135m")
+    assert snap_compare(app, terminal_size=SIZE, run_before=compared)
+
+
+def test_eval_settings(snap_compare, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.eval_options import EvalOptions, save_options
+    from engine.judge import JudgeConfig
+    from tests.tui.test_eval_settings import SettingsBackend, open_settings
+    from tests.tui.test_evaluate import evaluate_app, open_evaluate, write_eval
+
+    monkeypatch.delenv("TUNEDECK_SNAPSHOT_KEY", raising=False)
+    run = tmp_path / RUN_ID
+    run.mkdir()
+    write_eval(run)
+    judge = JudgeConfig(url="http://127.0.0.1:8000/v1", model="qwen2.5-7b-instruct",
+                        key_env="TUNEDECK_SNAPSHOT_KEY")  # fmt: skip
+    options = EvalOptions(systems=("base_few", "tuned", "tuned@12"), max_examples=20,
+                          temperature=0.7, top_p=0.9, judge=judge)  # fmt: skip
+    save_options(run, options)
+
+    async def settings_open(pilot) -> None:
+        await open_evaluate(pilot)
+        await open_settings(pilot)
+        still_cursors(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(evaluate_app(run, SettingsBackend()), terminal_size=SIZE,
+                        run_before=settings_open)  # fmt: skip
+
+
+def test_playground(snap_compare) -> None:
+    """One exchange with a scripted model process: both columns, settings, prompt line."""
+    from tests.tui.test_playground import ScriptedBackend, open_playground, send
+
+    async def one_turn(pilot) -> None:
+        screen = await open_playground(pilot)
+        await send(pilot, screen, "How do I reset my password?")
+        await pilot.pause()
+        still_cursors(pilot.app)
+
+    app = TunedeckApp(ScriptedBackend(), SAMPLE.relative_to(REPO_ROOT), "smollm2-135m")
+    assert snap_compare(app, terminal_size=SIZE, run_before=one_turn)
+
+
+def test_baseline(snap_compare, tmp_path) -> None:
+    """Step 4 after a (scripted) baseline: the base systems' summary and the sentence."""
+    from tests.tui.test_baseline import BaselineBackend, run_baseline
+
+    async def done(pilot) -> None:
+        await run_baseline(pilot)
+        await pilot.pause()
+
+    app = TunedeckApp(BaselineBackend(tmp_path), SAMPLE.relative_to(REPO_ROOT), "smollm2-135m")
+    assert snap_compare(app, terminal_size=SIZE, run_before=done)
+
+
+def test_export(snap_compare, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 7 after a (scripted) adapter export: the files written and their sizes."""
+    from tests.tui.test_export_step import ExportBackend, export_app, open_export
+
+    monkeypatch.chdir(tmp_path)  # exports/ is written under the current directory
+
+    async def exported(pilot) -> None:
+        screen = await open_export(pilot)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: "export" in pilot.app.steps_done)
+        still_cursors(pilot.app)
+        table = screen.query_one(DataTable)
+        # the table sizes its columns to new rows on its next update, then redraws
+        await wait_until(pilot, lambda: table.virtual_size.width > len("File  Size"))
+        await pilot.pause(0.3)
+        assert table.row_count == 5
+
+    assert snap_compare(export_app(ExportBackend()), terminal_size=SIZE, run_before=exported)

@@ -117,6 +117,8 @@ async def test_start_runs_the_wizards_config_and_follows_it(make_app) -> None:
             await settle(pilot)
             await pilot.press("ctrl+n")
         await settle(pilot)
+        await pilot.press("s", "ctrl+n")  # skip the baseline
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         intro = str(screen.query_one("#train-intro", Static).render())
@@ -140,9 +142,9 @@ async def test_runs_list_active_first_and_enter_attaches(make_app) -> None:
         screen = app.screen
         assert screen.query_one("#runs-notice").display
         table = screen.query_one(DataTable)
-        ids = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        ids = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]  # 0: the mark
         assert ids == ["20250227-090000-bbbbbb", "20250228-090000-aaaaaa"]
-        assert str(table.get_row_at(0)[3]).startswith("12/40")
+        assert str(table.get_row_at(0)[4]).startswith("12/40")
         await pilot.press("down", "enter")
         await pilot.pause()
         assert isinstance(app.screen, TrainScreen)

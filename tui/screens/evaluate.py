@@ -1,15 +1,17 @@
-"""Wizard step 5, Evaluate: base vs fine-tuned on the held-out examples, then review.
+"""Wizard step 6, Evaluate: base vs fine-tuned on the held-out examples, then review.
 
-`e` starts a detached evaluation process (engine.evaluate.start_eval, all systems), so
-quitting the TUI never stops it; a worker tails the run's events.jsonl for `eval_*`
-events and shows progress, then the table loads. Stored results show at once. Reviewing
-(marks, notes, blind A/B) saves each keystroke to the run's eval/ directory.
+`e` starts a detached evaluation process (engine.evaluate.start_eval) with the run's eval
+settings: `E` edits them first (systems, checkpoints, decoding, judge; kept in the run's
+eval/options.json); without any, all systems, or the fine-tuned one alone when the
+Baseline step was skipped. Quitting the TUI never stops it; `ctrl+x` asks it to stop after
+its current batch, and `e` then continues where it stopped. A worker tails the run's
+events.jsonl for `eval_*` events (tui.eval_follow) and shows progress, then the table
+loads. Base answers the Baseline step generated are reused. Stored results show at once.
+Reviewing (marks, notes, blind A/B) saves each keystroke to the run's eval/ directory.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,42 +20,40 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.reactive import var
 from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from engine.review import (
-    FILTERS,
-    AbPair,
-    AbStats,
-    EvalRow,
-    EvalTable,
-    ab_pair,
-    filter_rows,
-    sort_rows,
-)
-from tui.dialogs.ab_review import AbReviewDialog
+from engine.eval_options import TUNED, EvalOptions
+from engine.review import FILTERS, EvalRow, EvalTable, filter_rows, sort_rows
 from tui.dialogs.eval_detail import EvalDetailDialog
+from tui.dialogs.eval_settings import EvalChoices, EvalSettingsDialog
 from tui.dialogs.prompt import PromptDialog
+from tui.eval_follow import EvalNews, follow_eval, progress_text
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
+from tui.screens.eval_review import ReviewKeys
 from tui.widgets.eval_summary import EvalSummary
 from tui.widgets.eval_table import EvalTableView
 
-POLL_S = 0.5
-"""How often the follower reads new events: at most two redraws a second."""
-START_GRACE_POLLS = 20
-"""Polls without the evaluation's lock or any event before we call the process dead."""
 SORTS = (("index", False), ("delta", False), ("primary", True), ("mark", False))
 """Sort keys `o` cycles through (delta ascending: the worst regressions first)."""
-END_EVENTS = ("eval_done", "eval_failed", "eval_stopped")
 REVIEW_ACTIONS = frozenset(("mark", "note", "cycle_filter", "search", "cycle_sort", "ab", "export"))
 
 
-class EvaluateScreen(WizardScreen):
+def stopped_text(kept: tuple[int, int] | None) -> str:
+    """`Evaluation stopped — 12/20 rows kept; press e to continue.`"""
+    if kept is None or not kept[1]:
+        return "Evaluation stopped before it generated anything; press e to start it again."
+    return f"Evaluation stopped — {kept[0]}/{kept[1]} rows kept; press e to continue."
+
+
+class EvaluateScreen(ReviewKeys, WizardScreen):
     """The eval table of the wizard's run, its summary, and the review keys.
 
     BINDINGS:
-        e: evaluate (base zero-shot, few-shot, fine-tuned)    enter: the example in full
+        e: evaluate with the run's eval settings (continues a stopped evaluation)
+        E: eval settings, then start    ctrl+x: stop the evaluation    enter: the example
         g / b / s: mark good / bad / skip    n: note    f: filter    /: search    o: sort
         a: blind A/B    x: export the review as CSV
     """
@@ -62,6 +62,8 @@ class EvaluateScreen(WizardScreen):
     CSS_PATH = stylesheet("evaluate")
     BINDINGS = [
         Binding("e", "evaluate", "Evaluate"),
+        Binding("E", "settings", "Settings"),
+        Binding("ctrl+x", "stop_eval", "Stop eval"),
         Binding("g", "mark('good')", "Good"),
         Binding("b", "mark('bad')", "Bad"),
         Binding("s", "mark('skip')", "Skip"),
@@ -73,13 +75,17 @@ class EvaluateScreen(WizardScreen):
         Binding("x", "export", "Export"),
     ]
 
+    evaluating: var[bool] = var(False, bindings=True)
+    """An evaluation of the run is followed: the start keys dim, the stop key shows."""
+
     @dataclass
     class TableLoaded(Message):
-        """The run's stored evaluation and review counts were read."""
+        """The run's stored evaluation, review counts and eval settings were read."""
 
         run_dir: Path
         table: EvalTable
         review: dict[str, Any]
+        options: EvalOptions | None
 
     @dataclass
     class EvalRead(Message):
@@ -89,12 +95,8 @@ class EvaluateScreen(WizardScreen):
         progress: dict[str, Any] | None
         notes: list[str]
         ended: dict[str, Any] | None
-
-    @dataclass
-    class ExportWritten(Message):
-        """The review was exported to `path`."""
-
-        path: Path
+        kept: tuple[int, int] | None = None
+        """After a stop: rows on disk, and rows the evaluation generates in all."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,7 +106,11 @@ class EvaluateScreen(WizardScreen):
         self.filter_index = 0
         self.sort_index = 0
         self.search = ""
-        self.evaluating = False
+        self.options: EvalOptions | None = None
+        """The run's eval settings (None: none chosen yet, the defaults)."""
+        self.stopping = False
+        self.stopped = ""
+        """What the last stop kept, in the status line until the next start."""
 
     def compose_body(self) -> ComposeResult:
         yield EvalSummary("", id="eval-summary", markup=False)
@@ -121,7 +127,7 @@ class EvaluateScreen(WizardScreen):
             self._status("No run yet: train one first (ctrl+p), or open one from Runs (r).")
         elif run_dir != self.run_dir:
             self.run_dir = run_dir
-            self.table = None
+            self.table, self.options, self.stopped = None, None, ""
             self._status(f"Run {run_dir.name}: reading its evaluation…")
             self.load(run_dir)
             if self.backend.eval_running(run_dir):
@@ -131,68 +137,128 @@ class EvaluateScreen(WizardScreen):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self, run_dir: Path) -> None:
-        """Read the stored rows, marks, judge verdicts and summary."""
+        """Read the stored rows, marks, judge verdicts, summary and eval settings."""
         table = self.backend.load_eval_table(run_dir)
         review = self.backend.review_summary(run_dir, table.against)
-        self.post_message(self.TableLoaded(run_dir, table, review))
+        options = self.backend.load_eval_options(run_dir)
+        self.post_message(self.TableLoaded(run_dir, table, review, options))
 
     @on(TableLoaded)
     def table_loaded(self, message: TableLoaded) -> None:
         if message.run_dir != self.run_dir:
             return
         self.table, self.review = message.table, message.review
+        self.options = message.options
         self._show_summary()
         self._show_rows()
         self.tunedeck.set_step_done(self.MODE, bool(message.table.rows))
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Review keys show dimmed until there are rows to review."""
+        """Review keys dim until there are rows; start keys dim, stop shows while running."""
         if action in REVIEW_ACTIONS and (self.table is None or not self.table.rows):
             return None
-        return True
+        if action == "stop_eval":
+            return self.evaluating
+        return None if action in ("evaluate", "settings") and self.evaluating else True
 
-    def action_evaluate(self) -> None:
+    def _startable(self) -> Path | None:
+        """The run to evaluate now, or None (with a notice saying why not)."""
         if self.run_dir is None:
             self.notify("No run to evaluate: train one first.", severity="warning")
         elif self.evaluating:
-            self.notify("The evaluation is running already.", severity="warning")
+            self.notify("The evaluation is running already (ctrl+x stops it).", severity="warning")
         else:
-            self.start_eval(self.run_dir)
+            return self.run_dir
+        return None
+
+    def _eval_options(self) -> EvalOptions | None:
+        """The run's settings; none chosen and Baseline skipped: the fine-tuned model alone."""
+        if self.options is None and self.wizard.baseline_skipped:
+            return EvalOptions(systems=(TUNED,))
+        return self.options
+
+    def action_evaluate(self) -> None:
+        if (run_dir := self._startable()) is not None:
+            self.start_eval(run_dir, self._eval_options())
+
+    def action_settings(self) -> None:
+        if (run_dir := self._startable()) is not None:
+            self.open_settings(run_dir)
 
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
-    def start_eval(self, run_dir: Path) -> None:
-        """Start the detached evaluation (engine errors go to the error dialog)."""
+    def open_settings(self, run_dir: Path) -> None:
+        """Look for the run's adapters, then open the eval settings; Start starts."""
+        has_adapter, steps = self.backend.eval_adapters(run_dir)
+        choices = EvalChoices(run_dir.name, has_adapter, tuple(steps))
+        dialog = EvalSettingsDialog(self._eval_options() or EvalOptions(), choices)
+
+        def chosen(options: EvalOptions | None) -> None:
+            if options is not None and run_dir == self.run_dir:
+                self.options = options
+                self.start_eval(run_dir, options, save=True)
+
+        self.app.call_from_thread(self.app.push_screen, dialog, chosen)
+
+    @work(thread=True, exclusive=True, group="start", exit_on_error=False)
+    def start_eval(self, run_dir: Path, options: EvalOptions | None, save: bool = False) -> None:
+        """Start the detached evaluation (engine errors go to the error dialog).
+
+        Args:
+            save: keep `options` as the run's eval settings first (kept even if it fails).
+        """
+        if save and options is not None:
+            self.backend.save_eval_options(run_dir, options)
         _, offset = self.backend.read_events(run_dir, 0)
-        self.backend.start_eval(run_dir)
+        self.backend.start_eval(run_dir, options)
         self.app.call_from_thread(self._following, run_dir, offset)
 
     def _following(self, run_dir: Path, offset: int) -> None:
-        self.evaluating = True
+        self.evaluating, self.stopping, self.stopped = True, False, ""
         self.query_one("#eval-progress").display = True
         self._status("Evaluating: loading the model…")
         self.follow(run_dir, offset)
+
+    def action_stop_eval(self) -> None:
+        if self.run_dir is None or not self.evaluating:
+            self.notify("No evaluation is running.", severity="warning")
+            return
+        self.stopping = True
+        self._status("Stopping after the current batch; the rows generated are kept…")
+        self.stop_eval(self.run_dir)
+
+    @work(thread=True, exclusive=True, group="stop", exit_on_error=False)
+    def stop_eval(self, run_dir: Path) -> None:
+        """Signal the evaluation process (SIGTERM); the follower sees it end."""
+        if not self.backend.stop_eval(run_dir):
+            self.app.call_from_thread(self.notify, "The evaluation had already ended.")
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def follow(self, run_dir: Path, offset: int) -> None:
         """Tail eval events from `offset` until the evaluation ends (or its process dies)."""
         worker = get_current_worker()
-        quiet = 0
-        while not worker.is_cancelled:
-            events, offset = self.backend.read_events(run_dir, offset)
-            evals = [e for e in events if str(e.get("type", "")).startswith("eval_")]
-            progress = next((e for e in reversed(evals) if e["type"] == "eval_progress"), None)
-            notes = [str(e.get("message", "")) for e in evals if e["type"] == "eval_note"]
-            ended = next((e for e in reversed(evals) if e["type"] in END_EVENTS), None)
-            if ended is None and not evals and not self.backend.eval_running(run_dir):
-                quiet += 1
-                if quiet >= START_GRACE_POLLS:
-                    ended = {"type": "eval_failed", "error": "the evaluation process exited"}
-            if progress or notes or ended:
-                self.post_message(self.EvalRead(run_dir, progress, notes, ended))
-            if ended:
-                return
-            time.sleep(POLL_S)
+
+        def report(news: EvalNews) -> None:
+            stopped = news.ended is not None and self._was_stopped(news.ended)
+            kept = self._rows_kept(run_dir, offset) if stopped else None
+            message = self.EvalRead(run_dir, news.progress, news.notes, news.ended, kept)
+            self.post_message(message)
+
+        follow_eval(self.backend, run_dir, offset, report, lambda: worker.is_cancelled)
+
+    def _was_stopped(self, ended: dict[str, Any]) -> bool:
+        """It stopped: said so, or died without a word (SIGTERM before its handler) once
+        we asked it to stop."""
+        return ended["type"] == "eval_stopped" or (self.stopping and ended["type"] == "eval_failed")
+
+    def _rows_kept(self, run_dir: Path, offset: int) -> tuple[int, int] | None:
+        """Rows a stopped evaluation left on disk, of all it meant to generate (worker)."""
+        events, _ = self.backend.read_events(run_dir, offset)
+        started = next((e for e in reversed(events) if e.get("type") == "eval_started"), None)
+        if started is None:
+            return None  # stopped while loading: nothing generated by this one
+        systems, examples = list(started.get("systems", [])), int(started.get("examples", 0))
+        return self.backend.eval_rows_kept(run_dir, systems, examples), len(systems) * examples
 
     @on(EvalRead)
     def eval_read(self, message: EvalRead) -> None:
@@ -203,25 +269,27 @@ class EvaluateScreen(WizardScreen):
         if message.progress:
             self._show_progress(message.progress)
         if message.ended:
-            self._ended(message.ended)
+            self._ended(message.ended, message.kept)
 
     def _show_progress(self, event: dict[str, Any]) -> None:
         done, total = int(event.get("done", 0)), int(event.get("total", 0)) or None
         self.query_one(ProgressBar).update(total=total, progress=done)
-        system = event.get("system") or ""
-        self._status(f"Evaluating: {event.get('phase', '')} {system} {done}/{total or '?'}")
+        if not self.stopping:  # "Stopping…" stays until it has stopped
+            self._status(progress_text(event))
 
-    def _ended(self, event: dict[str, Any]) -> None:
+    def _ended(self, event: dict[str, Any], kept: tuple[int, int] | None) -> None:
         self.evaluating = False
         self.query_one("#eval-progress").display = False
-        kind = event["type"]
-        if kind == "eval_failed":
+        if self._was_stopped(event):
+            self.stopped = stopped_text(kept)
+            self.notify(self.stopped, title="Evaluation")
+        elif event["type"] == "eval_failed":
             hint = event.get("hint") or ""
             self.notify(f"{event.get('error', 'failed')}\n{hint}".strip(),
                         title="Evaluation failed", severity="error")  # fmt: skip
-        elif kind == "eval_stopped":
-            self.notify("Evaluation stopped; rows so far are kept (e resumes).")
+        self.stopping = False
         if self.run_dir is not None:
+            self._status(self.stopped or "Evaluation ended: reading the results…")
             self.load(self.run_dir)
 
     # -- the table -----------------------------------------------------------------------
@@ -246,9 +314,15 @@ class EvaluateScreen(WizardScreen):
         rows = sort_rows(filter_rows(table.rows, kind, self.search), key, descending=descending)
         view.show_rows(rows, keep=current.index if current else None)
         search = f" · search “{self.search}”" if self.search else ""
-        if not table.rows:
-            self._status(f"Run {table.run_dir.name} is not evaluated yet: e evaluates it.")
-        elif not self.evaluating:
+        if self.evaluating:
+            return
+        if self.stopped:
+            self._status(self.stopped)
+        elif not table.rows:
+            skipped = " the fine-tuned model only (Baseline skipped: no base comparison)"
+            what = skipped if self.wizard.baseline_skipped else " it"
+            self._status(f"Run {table.run_dir.name} is not evaluated yet: e evaluates{what}.")
+        else:
             self._status(
                 f"{len(rows)} of {len(table.rows)} examples · filter {kind} · sort {key}"
                 f"{search} · enter: full example"
@@ -281,78 +355,3 @@ class EvaluateScreen(WizardScreen):
         row = self.query_one(EvalTableView).current
         if row is not None:
             self.app.push_screen(EvalDetailDialog(row))
-
-    # -- review --------------------------------------------------------------------------
-
-    def _current(self) -> EvalRow | None:
-        row = self.query_one(EvalTableView).current
-        if row is None or self.run_dir is None:
-            self.notify("No example to review.", severity="warning")
-            return None
-        return row
-
-    def action_mark(self, mark: str) -> None:
-        row = self._current()
-        if row is None or self.run_dir is None:
-            return
-        new = None if row.mark == mark else mark  # the same key again clears the mark
-        # One appended, fsynced line: fast enough for the keystroke, and saved at once.
-        stored = self.backend.set_mark(self.run_dir, row.index, new)
-        self._replace_row(replace(row, mark=stored.get("mark"), note=stored.get("note", "")))
-        self._refresh_review()
-
-    def action_note(self) -> None:
-        row = self._current()
-        if row is None or self.run_dir is None:
-            return
-        run_dir = self.run_dir
-
-        def noted(text: str | None) -> None:
-            if text is None:
-                return
-            stored = self.backend.set_mark(run_dir, row.index, note=text)
-            self._replace_row(replace(row, note=stored.get("note", "")))
-            self._refresh_review()
-
-        prompt = PromptDialog(f"Note on example {row.index + 1}", "Note:", row.note)
-        self.app.push_screen(prompt, noted)
-
-    def _refresh_review(self) -> None:
-        if self.table is not None and self.run_dir is not None:
-            self.review = self.backend.review_summary(self.run_dir, self.table.against)
-            self._show_summary()
-
-    def action_ab(self) -> None:
-        view = self.query_one(EvalTableView)
-        if self.table is None or self.run_dir is None or view.current is None:
-            self.notify("Nothing to compare yet.", severity="warning")
-            return
-        rng = random.Random()
-        start = view.shown.index(view.current)
-        ordered = view.shown[start:] + view.shown[:start]
-        pairs = [p for row in ordered if (p := ab_pair(row, self.table.against, rng))]
-        if not pairs:
-            self.notify("No example has both a fine-tuned and a base answer.", severity="warning")
-            return
-        run_dir = self.run_dir
-        stats = self.backend.ab_stats(run_dir, self.table.against)
-        against = self.table.against
-
-        def record(pair: AbPair, side: str) -> AbStats:
-            return self.backend.record_preference(run_dir, pair, side, against)
-
-        self.app.push_screen(AbReviewDialog(pairs, record, stats), lambda _: self._refresh_review())
-
-    def action_export(self) -> None:
-        if self.table is None or self.run_dir is None or not self.table.rows:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        self.export(self.run_dir)
-
-    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def export(self, run_dir: Path) -> None:
-        self.post_message(self.ExportWritten(self.backend.export_review(run_dir)))
-
-    @on(ExportWritten)
-    def export_written(self, message: ExportWritten) -> None:
-        self.notify(f"Review exported to {message.path}", title="Export")

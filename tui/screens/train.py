@@ -1,10 +1,14 @@
-"""Wizard step 4, Train: start the detached run and watch it live.
+"""Wizard step 5, Train: start the detached run and watch it live.
 
 The run is a separate process (engine.runs starts it in its own session); this screen is
 only a window onto its directory. A worker thread tails `events.jsonl` and `worker.log`
 and posts each batch; attaching to a run replays its whole history first. Control goes
 through the run directory too (engine.runs.request), so quitting the TUI — or losing the
 SSH connection — never stops the run.
+
+When the Baseline step created the run (directory and split, no worker), `s` starts that
+run with the hyperparameters as they are now; if the data or the model changed since, a
+new run starts and the baseline has to be rerun.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from textual.worker import get_current_worker
 
 from engine.errors import TunedeckError
 from engine.events import ACTIVE_STATES
-from engine.runs import RESUMABLE_STATES, RunInfo
+from engine.runs import CREATED, RESUMABLE_STATES, RunInfo
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.paths import display_path, stylesheet
@@ -43,7 +47,7 @@ class TrainScreen(WizardScreen):
     """Start a run from the wizard's config, or follow one attached from the Runs list.
 
     BINDINGS:
-        s: start a new run from steps 1-3
+        s: start a run from steps 1-4 (the Baseline step's run when it made one)
         p: pause a running run (checkpoint, worker exits) / resume a paused or stopped one
         x: stop the run (asks first; a checkpoint is saved)
         c: save a checkpoint now
@@ -66,6 +70,8 @@ class TrainScreen(WizardScreen):
         """The run's directory exists and its worker is starting."""
 
         info: RunInfo
+        stale_baseline: Path | None = None
+        """The Baseline step's run, left unstarted: made for other data or another model."""
 
     @dataclass
     class RunRead(Message):
@@ -81,6 +87,8 @@ class TrainScreen(WizardScreen):
         self.run_dir: Path | None = None
         self.info: RunInfo | None = None
         self.history = RunHistory()
+        self.replayed = False
+        """The followed run's history has been shown: later batches are live news."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="train-banner")
@@ -100,9 +108,11 @@ class TrainScreen(WizardScreen):
 
     def sync(self) -> None:
         run_dir = self.wizard.run_dir
-        if run_dir is not None and run_dir != self.run_dir:
+        created = self._created_run()
+        if run_dir is not None and created is None and run_dir != self.run_dir:
             self.attach(run_dir)
-        elif run_dir is None:
+        elif run_dir is None or created is not None:
+            self._back_to_intro()
             self.query_one("#train-intro", Static).update(self._intro())
             self.query_one("#train-note", Static).update(
                 "s starts the run in the background: it keeps training when you quit "
@@ -125,7 +135,31 @@ class TrainScreen(WizardScreen):
             f"validation every {cfg.eval_steps} steps.\n\n"
             "Press s to start. The run is a background process: quitting tunedeck or losing "
             "SSH does not stop it; `tunedeck attach RUN` (or the Runs list) brings it back."
+            + self._baseline_line()
         )
+
+    def _baseline_line(self) -> str:
+        created = self._created_run()
+        if created is None:
+            return ""
+        return (
+            f"\n\nThe Baseline step's run {created.name} is the one trained, so its base "
+            "answers are kept (a new run starts if the data or the model changed since)."
+        )
+
+    def _created_run(self) -> Path | None:
+        """The wizard's run when the Baseline step created it and it never started."""
+        run_dir = self.wizard.run_dir
+        if run_dir is None or self.backend.run_info(run_dir).state != CREATED:
+            return None
+        return run_dir
+
+    def _back_to_intro(self) -> None:
+        """Back to the intro: the wizard has no started run (anymore)."""
+        if self.run_dir is not None:
+            self.workers.cancel_group(self, "follow")
+            self.run_dir, self.info = None, None
+            self.query_one(ContentSwitcher).current = "train-intro"
 
     # -- starting and attaching --------------------------------------------------------------
 
@@ -151,12 +185,25 @@ class TrainScreen(WizardScreen):
 
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
     def start(self, cfg: Any) -> None:
-        """Create the run (its data split is written now) and start its worker."""
-        self.post_message(self.RunStarted(self.backend.start_run(cfg)))
+        """Start the Baseline step's run if it still fits, else create a run and start it."""
+        created = self._created_run()
+        if created is not None and self.backend.same_data_and_model(created, cfg):
+            self.post_message(self.RunStarted(self.backend.start_created_run(created, cfg)))
+        else:
+            self.post_message(self.RunStarted(self.backend.start_run(cfg), created))
 
     @on(RunStarted)
     def run_started(self, message: RunStarted) -> None:
         self.notify(f"Run {message.info.id} started in the background.")
+        if message.stale_baseline is not None:
+            self.tunedeck.set_step_done("baseline", False)
+            self.notify(
+                f"The data or the model changed since the baseline (run "
+                f"{message.stale_baseline.name}), so this is a new run: run the Baseline "
+                "step again to compare with the base model.",
+                title="Baseline out of date",
+                severity="warning",
+            )
         self.wizard.run_dir = message.info.dir
         self.attach(message.info.dir)
 
@@ -165,6 +212,7 @@ class TrainScreen(WizardScreen):
         self.run_dir = run_dir
         self.info = None
         self.history = RunHistory()
+        self.replayed = False
         self.query_one(ContentSwitcher).current = "loss-chart"
         self.query_one(LossChart).set_series([], [], None)
         self.query_one(Log).clear()
@@ -192,6 +240,10 @@ class TrainScreen(WizardScreen):
         if message.run_dir != self.run_dir:
             return  # a batch from the run shown before
         state_changed = self.info is None or self.info.state != message.info.state
+        if self.replayed:  # the first batch is the replayed history: not news
+            before = self.info.state if self.info else None
+            self.tunedeck.notifier.watch(self.app, message.info, before, message.events)
+        self.replayed = True
         self.info = message.info
         history = self.history
         history.ingest(message.events)

@@ -1,5 +1,6 @@
-"""The summary panel of an evaluation: per-system aggregates side by side, the verdict,
-and the human review so far (marks, blind A/B win rate)."""
+"""The summary panel of an evaluation: per-system aggregates side by side (saved
+checkpoints too), the verdict, the LLM judge's win rate, and the human review so far
+(marks, blind A/B win rate)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from typing import Any
 
 from textual.widgets import Static
 
-from engine.eval_options import system_title
+from engine.eval_options import is_checkpoint_system, system_title
 
 ROWS = (("primary", None), ("rouge_l", "ROUGE-L"), ("json_valid", "valid JSON"),
         ("failures", "failures"), ("val_loss", "val loss"))  # fmt: skip
 """Aggregates shown, in order (None: the primary metric's own name)."""
 LABEL_WIDTH = 20
 COLUMN_WIDTH = 16
+MIN_COLUMN_WIDTH = 9
+TABLE_WIDTH = 96
+"""Cells the aggregates may take (100 columns less the panel's padding): more systems
+(saved checkpoints) share it in narrower columns."""
 
 
 def _number(value: Any) -> str:
@@ -24,18 +29,50 @@ def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def column_title(system: str) -> str:
+    """A system's column heading: `ckpt 12` for the checkpoint saved at step 12."""
+    if is_checkpoint_system(system):
+        return f"ckpt {system.split('@', 1)[1]}"
+    return system_title(system)
+
+
 def aggregates_text(summary: dict[str, Any], systems: list[str], primary: str) -> str:
     """A plain-text table: one line per aggregate, one column per system."""
     stats = summary.get("systems", {})
     shown = [s for s in systems if s in stats]
-    lines = ["".ljust(LABEL_WIDTH) + "".join(system_title(s).ljust(COLUMN_WIDTH) for s in shown)]
+    fit = (TABLE_WIDTH - LABEL_WIDTH) // max(1, len(shown))
+    width = max(MIN_COLUMN_WIDTH, min(COLUMN_WIDTH, fit))
+
+    def cell(text: str) -> str:
+        return text[: width - 1].ljust(width)
+
+    lines = ["".ljust(LABEL_WIDTH) + "".join(cell(column_title(s)) for s in shown)]
     for key, label in ROWS:
         values = [stats[s].get(key) for s in shown]
         if all(v is None for v in values):
             continue
-        cells = "".join(_number(v).ljust(COLUMN_WIDTH) for v in values)
+        cells = "".join(cell(_number(v)) for v in values)
         lines.append((label or primary)[: LABEL_WIDTH - 1].ljust(LABEL_WIDTH) + cells)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def judge_text(judge: dict[str, Any] | None) -> str | None:
+    """`judge vs base few-shot: fine-tuned won 62% of 8 (5 won · 2 lost · 1 tied) …`.
+
+    None when the evaluation had no judge.
+    """
+    if not judge:
+        return None
+    if judge.get("error"):
+        return f"judge failed: {judge['error']}"
+    against = system_title(str(judge.get("against", "")))
+    if not judge.get("n"):
+        return f"judge vs {against}: no verdict could be read from its answers"
+    rate, consistency = judge.get("win_rate") or 0.0, judge.get("consistency") or 0.0
+    return (
+        f"judge vs {against}: fine-tuned won {rate:.0%} of {judge['n']} ({judge['wins']} won"
+        f" · {judge['losses']} lost · {judge['ties']} tied) · swap-consistent {consistency:.0%}"
+    )
 
 
 def review_text(review: dict[str, Any]) -> str:
@@ -62,12 +99,20 @@ class EvalSummary(Static):
         summary: dict[str, Any] | None,
         systems: list[str],
         primary: str,
-        review: dict[str, Any],
+        review: dict[str, Any] | None,
+        verdict: str | None = None,
     ) -> None:
-        """Render the panel (summary None: the evaluation has not finished yet)."""
+        """Render the panel (summary None: the evaluation has not finished yet).
+
+        Args:
+            review: review counts, or None for no review line (the Baseline step).
+            verdict: the sentence under the table (default: the summary's own verdict).
+        """
         if summary is None:
             body = "No summary yet: the evaluation has not finished (e evaluates)."
         else:
-            verdict = summary.get("verdict") or "no verdict"
+            verdict = verdict or summary.get("verdict") or "no verdict"
             body = f"{aggregates_text(summary, systems, primary)}\n{verdict}"
-        self.update(f"{body}\n{review_text(review)}")
+            judged = judge_text(summary.get("judge"))
+            body += f"\n{judged}" if judged else ""
+        self.update(body if review is None else f"{body}\n{review_text(review)}")

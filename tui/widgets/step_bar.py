@@ -1,12 +1,12 @@
 """The wizard's steps in one line: where you are, which are done, and the Runs list.
 
-    tunedeck  ✓ 1 Data › ▸ 2 Split › · 3 Hyperparameters › · 4 Train │ Runs
+    tunedeck  ✓ 1 Data › ▸ 2 Split › · 3 Hyperparameters › · 4 › · 5 › · 6 › · 7 │ Runs
 
 Done steps carry ✓, the current one ▸ (and reverse video), the rest ·, so the bar reads
-the same without colour. When the line does not fit (80 columns, more steps), the steps
-other than the current one shrink to their mark and number. Each step is clickable; the
-keyboard way is ctrl+n / ctrl+p. The steps come from the app (`app.steps`), so a new
-step shows up here by itself.
+the same without colour. Every step shows its title when the line fits; else only the
+current step and its neighbours do (seven steps in 100 columns); else only the current
+one (80 columns). Each step is clickable; the keyboard way is ctrl+n / ctrl+p. The steps
+come from the app (`app.steps`), so a new step shows up here by itself.
 """
 
 from __future__ import annotations
@@ -38,18 +38,23 @@ class StepBar(Static):
         self._show()
 
     def _show(self) -> None:
-        content = self._content(short=False)
-        if self.size.width and content.cell_length > self.size.width - 2:
-            content = self._content(short=True)
+        modes = [step.mode for step in self.app.steps]  # type: ignore[attr-defined]
+        here = modes.index(self.current) if self.current in modes else None
+        near = set(modes) if here is None else set(modes[max(here - 1, 0) : here + 2])
+        for titled in (set(modes), near, {self.current}):
+            content = self._content(titled)
+            if not self.size.width or content.cell_length <= self.size.width - 2:
+                break
         self.update(content)
 
-    def _content(self, short: bool) -> Content:
+    def _content(self, titled: set[str]) -> Content:
+        """The bar with titles for the steps in `titled`, mark and number for the rest."""
         parts: list[Content | str] = [Content.from_markup("[b]tunedeck[/b] ")]
         for number, step in enumerate(self.app.steps, start=1):  # type: ignore[attr-defined]
             current = step.mode == self.current
             mark = "▸" if current else "✓" if step.mode in self.done else "·"
             style = "reverse b" if current else "$text-success" if mark == "✓" else "$text-muted"
-            title = "" if short and not current else f" {step.title}"
+            title = f" {step.title}" if step.mode in titled else ""
             parts.append("›" if number > 1 else " ")
             parts.append(
                 Content.from_markup(

@@ -1,0 +1,236 @@
+"""Wizard step 7, Export: the run's best adapter, or a merged model, ready to use elsewhere.
+
+Either export also writes a model card (README.md), the run report (REPORT.md) and a
+reproducibility bundle (tunedeck/: config, split manifest, package versions, the command
+that repeats the run); engine.export does the work, and writes into a temporary
+directory renamed into place last. A merged export needs torch (the base model is
+reloaded in 16/32 bit and the adapter merged in), so both kinds run as
+`tunedeck export RUN --out DIR --json` in a child process (Backend.export_run) that
+reports its stages; the screen lists the written files and their sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Input, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from engine.events import ACTIVE_STATES
+from engine.export import ExportResult
+from tui.paths import display_path, stylesheet
+from tui.screens.base import WizardScreen
+from tui.widgets.path_input import PathInput
+
+EXPORTS_DIR = Path("exports")
+"""Default parent of exports, under the current directory: `exports/<run-id>`."""
+WHAT = (
+    "a: the adapter (PEFT directory, a few MB, loads on top of the base model) · "
+    "f: the full model with the adapter merged in (the base reloaded in 16/32 bit, even "
+    "after QLoRA). Both add a model card (README.md), the run report (REPORT.md) and a "
+    "reproducibility bundle (tunedeck/). o: change the output directory."
+)
+
+
+def suggest_out(run_id: str) -> Path:
+    """`exports/<run-id>`, or the first `exports/<run-id>-N` that does not exist yet."""
+    candidate, number = EXPORTS_DIR / run_id, 2
+    while candidate.exists():
+        candidate, number = EXPORTS_DIR / f"{run_id}-{number}", number + 1
+    return candidate
+
+
+def human_size(size: int) -> str:
+    """`812 B`, `4.1 KB`, `538.2 MB`, `1.1 GB` (decimal units, as disk tools show them)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+class ExportScreen(WizardScreen):
+    """Export the wizard's run: its adapter, or the full model with the adapter merged in.
+
+    BINDINGS:
+        a: export the adapter (PEFT) with model card, run report and reproducibility bundle
+        f: export the full model with the adapter merged in (same extras)
+        o: edit the output directory (enter or escape returns to the keys)
+        escape: leave the output directory field
+    """
+
+    MODE = "export"
+    CSS_PATH = stylesheet("export")
+    AUTO_FOCUS = "#export-files"
+    BINDINGS = [
+        Binding("a", "export(False)", "Export adapter"),
+        Binding("f", "export(True)", "Export merged"),
+        Binding("o", "edit_out", "Output dir"),
+        Binding("escape", "leave_out", "Back to the keys", show=False),
+    ]
+
+    @dataclass
+    class Checked(Message):
+        """Whether the run has an adapter to export, and its state."""
+
+        run_dir: Path
+        has_adapter: bool
+        state: str
+
+    @dataclass
+    class Progressed(Message):
+        """A stage of the export; only the latest matters."""
+
+        stage: str
+        fraction: float
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, ExportScreen.Progressed)
+
+    @dataclass
+    class Exported(Message):
+        """The export is complete: what was written, each file with its size."""
+
+        result: ExportResult
+        sizes: list[tuple[str, int]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_dir: Path | None = None
+        self.has_adapter = False
+        self.exporting = False
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="export-intro", markup=False)
+        with Horizontal(id="export-out-row"):
+            yield Static("Output directory ", classes="export-label")
+            yield PathInput(placeholder="directory to create (→ completes)", id="export-out")
+        yield Static("", id="export-status", markup=False)
+        yield ProgressBar(id="export-progress", total=1.0, show_eta=False)
+        yield DataTable(id="export-files", cursor_type="row", zebra_stripes=True)
+        yield Static(WHAT, id="export-note", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("File", "Size")
+        self.query_one("#export-progress").display = False
+
+    def sync(self) -> None:
+        run_dir = self.wizard.run_dir
+        if run_dir is None:
+            self.run_dir, self.has_adapter = None, False
+            self._intro("No run yet: train one first (ctrl+p), or open one from Runs (r).")
+            return
+        if run_dir != self.run_dir:
+            self.run_dir = run_dir
+            self.query_one("#export-out", Input).value = str(suggest_out(run_dir.name))
+            self.query_one(DataTable).clear()
+            self._status("")
+        self.check(run_dir)
+
+    def _intro(self, text: str) -> None:
+        self.query_one("#export-intro", Static).update(text)
+
+    def _status(self, text: str) -> None:
+        self.query_one("#export-status", Static).update(text)
+
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
+    def check(self, run_dir: Path) -> None:
+        """Does the run have an adapter yet (training may have saved one since)?"""
+        has_adapter = self.backend.has_adapter(run_dir)
+        self.post_message(self.Checked(run_dir, has_adapter, self.backend.run_info(run_dir).state))
+
+    @on(Checked)
+    def checked(self, message: Checked) -> None:
+        if message.run_dir != self.run_dir:
+            return
+        self.has_adapter = message.has_adapter
+        run_id = message.run_dir.name
+        if not message.has_adapter:
+            text = (f"Run {run_id} ({message.state}) has no adapter yet: one is saved at its "
+                    "first validation step. Train it first (ctrl+p).")  # fmt: skip
+        else:
+            text = f"Run {run_id} ({message.state}): its best adapter is ready to export."
+            if message.state in ACTIVE_STATES:
+                text += " The run is still training: this exports the best adapter so far."
+        self._intro(text)
+
+    # -- exporting -----------------------------------------------------------------------
+
+    def action_edit_out(self) -> None:
+        self.query_one("#export-out", Input).focus()
+
+    def action_leave_out(self) -> None:
+        """Leave the output directory field: the keys (a, f) work again."""
+        self.query_one(DataTable).focus()
+
+    @on(Input.Submitted, "#export-out")
+    def out_entered(self) -> None:
+        self.action_leave_out()
+
+    def action_export(self, merged: bool) -> None:
+        out = self.query_one("#export-out", Input).value.strip()
+        if self.run_dir is None:
+            self.notify("No run to export: train one first.", severity="warning")
+        elif not self.has_adapter:
+            self.notify(f"Run {self.run_dir.name} has no adapter yet: nothing to export.",
+                        severity="warning")  # fmt: skip
+        elif self.exporting:
+            self.notify("An export is running already.", severity="warning")
+        elif not out:
+            self.notify("Type the output directory first (o).", severity="warning")
+        else:
+            self.exporting = True
+            kind = "merged model" if merged else "adapter"
+            self._status(f"Exporting the {kind} to {out}…")
+            self.query_one(ProgressBar).update(progress=0.0)
+            self.query_one("#export-progress").display = True
+            self.export(self.run_dir, Path(out).expanduser().absolute(), merged)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def export(self, run_dir: Path, out: Path, merged: bool) -> None:
+        """Export in a child process (torch for a merge); errors become the error dialog."""
+
+        def progress(stage: str, fraction: float) -> None:
+            self.post_message(self.Progressed(stage, fraction))
+
+        result = self.backend.export_run(run_dir, out, merged, progress)
+        self.post_message(self.Exported(result, result.file_sizes()))
+
+    @on(Progressed)
+    def progressed(self, message: Progressed) -> None:
+        if self.exporting:
+            self.query_one(ProgressBar).update(progress=message.fraction)
+            self._status(f"Exporting: {message.stage}…")
+
+    @on(Exported)
+    def exported(self, message: Exported) -> None:
+        self._done_exporting()
+        result = message.result
+        table = self.query_one(DataTable)
+        table.clear()
+        for name, size in message.sizes:
+            table.add_row(name, human_size(size))
+        kind = "Merged model" if result.merged else "Adapter"
+        self._status(f"✓ {kind} exported to {display_path(result.out)}: {len(result.files)} "
+                     f"files, {human_size(result.bytes)}")  # fmt: skip
+        self.tunedeck.set_step_done(self.MODE, True)
+        if self.run_dir is not None:
+            self.query_one("#export-out", Input).value = str(suggest_out(self.run_dir.name))
+
+    @on(Worker.StateChanged)
+    def _export_failed(self, event: Worker.StateChanged) -> None:
+        """The error dialog comes from the base class; here the progress goes away."""
+        if event.worker.group == "export" and event.state == WorkerState.ERROR:
+            self._done_exporting()
+            self._status("✗ Nothing was exported (the error says why).")
+
+    def _done_exporting(self) -> None:
+        self.exporting = False
+        self.query_one("#export-progress").display = False
