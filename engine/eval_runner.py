@@ -238,16 +238,12 @@ class Evaluation:
         return [i for i in range(self.count) if i not in done]
 
     def _generate(self, plan: SystemPlan, todo: list[int]) -> None:
-        from engine.eval_generate import generate
+        from engine.eval_generate import generate, generation_batches
 
         path, total = system_file(self.run_dir, plan.system), self.count
         done = total - len(todo)
         self.emit("eval_progress", phase="generate", system=plan.system, done=done, total=total)
-        # Longest prompts first: similar lengths share a batch, and an OOM shows up at once.
-        order = sorted(todo, key=lambda i: -plan.lengths[i])
-        size = self.options.batch_size
-        for start in range(0, len(order), size):
-            batch = order[start : start + size]
+        for batch in generation_batches(plan.lengths, todo, self.options.batch_size):
             with self._weights("base" if plan.system in BASE_SYSTEMS else plan.system):
                 answers = generate(
                     self.model,
@@ -299,13 +295,15 @@ class Evaluation:
         from engine.eval_generate import validation_loss
 
         self.emit("eval_progress", phase="loss", system=name, done=0, total=len(self.val))
+        # The run's micro-batch, not the generation batch: the loss holds logits for every
+        # position (batch x length x vocabulary), and training fit such batches in memory.
         with self._weights(name):
             loss, tokens = validation_loss(
                 self.model,
                 self.tokenizer,
                 [e.messages for e in self.val],
                 self.cfg.max_seq_len,
-                self.options.batch_size,
+                self.cfg.micro_batch_size,
                 self.device,
             )
         row = {
