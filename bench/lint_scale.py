@@ -123,12 +123,13 @@ def _clean_copy(path: Path, out: Path) -> int:
     return dropped
 
 
-def _measure(size: int, tmp: Path, model: str, max_seq_len: int, peer: bool) -> None:
+def _measure(size: int, tmp: Path, model: str, max_seq_len: int, peer: bool) -> dict:
     """Generate one size, lint it (and run the peer) in fresh processes, print a row."""
     from bench.synthetic_chat import write_dataset
 
     path = write_dataset(tmp / f"chat_{size}.jsonl", size, seed=size)
     lint = _run_child("lint", str(path), model, str(max_seq_len))
+    other = None
     row = (
         f"{size:>9,} {path.stat().st_size / 1e6:>8.1f} {lint['seconds']:>7.1f} "
         f"{lint['rss_mb']:>11.0f} {lint['too_long']:>8}"
@@ -149,6 +150,7 @@ def _measure(size: int, tmp: Path, model: str, max_seq_len: int, peer: bool) -> 
         f"tokenizer load {lint['load_s']:.1f} s (not in lint s)",
         flush=True,
     )
+    return {"size": size, "lint": lint, "peer": other}
 
 
 def main() -> None:
@@ -156,6 +158,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--max-seq-len", type=int, default=1024)
     parser.add_argument("--no-peer", action="store_true", help="skip the peer (it is slow)")
+    parser.add_argument("--json", help="write the summary rows (bench/run_all.py) here")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -176,8 +179,38 @@ def main() -> None:
         if not args.no_peer:
             header += f" | {'peer s':>7} {'peer RSS MB':>11} {'too long':>8} {'peer/lint':>9}"
         print(header)
-        for size in args.sizes:
-            _measure(size, tmp, chosen["model"], args.max_seq_len, not args.no_peer)
+        sizes = [_measure(size, tmp, chosen["model"], args.max_seq_len, not args.no_peer)
+                 for size in args.sizes]  # fmt: skip
+    write_lint_summary(args.json, sizes)
+
+
+GOAL_S, GOAL_RSS_MB, GOAL_EXAMPLES = 20.0, 1500.0, 100_000
+"""The issue's goal: 100k examples linted with token counts in ~20 s, peak RSS < 1.5 GB."""
+
+
+def write_lint_summary(path: str | None, sizes: list[dict]) -> None:
+    """The rows of `make bench`'s table (bench/run_all.py): each size, and the growth."""
+    from bench.summary import Row, write_summary
+
+    rows = []
+    for measured in sizes:
+        lint, peer, size = measured["lint"], measured["peer"], measured["size"]
+        at_goal = size >= GOAL_EXAMPLES
+        target = f"<= {GOAL_S:.0f} s, < {GOAL_RSS_MB / 1000:.1f} GB" if at_goal else "-"
+        met = lint["seconds"] <= GOAL_S and lint["rss_mb"] < GOAL_RSS_MB if at_goal else None
+        ratio = peer["seconds"] / lint["seconds"] if peer else None
+        peer_s = f"{peer['seconds']:.1f} s" if peer else "-"
+        rows.append(Row(f"lint {size:,} examples with token counts",
+                        f"{lint['seconds']:.1f} s, {lint['rss_mb']:.0f} MB",
+                        "datasets + apply_chat_template", peer_s, ratio, target, met))  # fmt: skip
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        growth = large["lint"]["seconds"] / small["lint"]["seconds"]
+        scale = large["size"] / small["size"]
+        rows.append(Row(f"lint time growth {small['size']:,} -> {large['size']:,}",
+                        f"{growth:.1f}x", "examples", f"{scale:.0f}x", None,
+                        f"linear (<= {scale:.0f}x)", growth <= scale * 1.15))  # fmt: skip
+    write_summary(path, "lint_scale", rows)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,12 @@ SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "support_ticke
 MICRO_BATCH, MAX_LEN, LR, R, ALPHA = 4, 512, 2e-4, 16, 32
 
 
-def matmul_peak_flops() -> float:
-    """fp32 matmul FLOP/s of this machine (best of a few 2048x2048 products)."""
+def matmul_peak_flops(dtype_name: str = "float32") -> float:
+    """Matmul FLOP/s of this machine in a dtype (best of a few 2048x2048 products)."""
     import torch
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     a @ b  # warm up the kernels and thread pool
     best = float("inf")
     for _ in range(5):
@@ -101,20 +102,29 @@ def common_args(out: str, steps: int) -> dict[str, Any]:
                 train_sampling_strategy="sequential")  # fmt: skip
 
 
-def run_tunedeck(model_dir: Path, convs, steps: int, out: str) -> tuple[StepClock, int, int]:
-    """The engine's own path: ChatDataset + PackedCollator + the fast loss, in its Trainer."""
+def run_tunedeck(
+    model_dir: Path, convs, steps: int, out: str, bf16: str = "auto"
+) -> tuple[StepClock, int, int]:
+    """The engine's own path: its dtype choice (`bf16` as the run config's field),
+    ChatDataset + PackedCollator + the fast loss, in its Trainer."""
+    import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from engine.fast_loss import PackedCollator
-    from engine.train import ChatDataset, TokenCounter, _trainer_class
+    from engine.train import ChatDataset, TokenCounter, _trainer_class, pick_device
 
+    _, dtype = pick_device(bf16)
+    print(f"  tunedeck computes in {str(dtype).removeprefix('torch.')}", flush=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora_config())
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = get_peft_model(base, lora_config())  # adapters stay fp32 (peft's autocast)
     examples = [_Example(c) for c in convs]
     counter, clock = TokenCounter(), StepClock()
+    args = TrainingArguments(**common_args(out, steps), remove_unused_columns=False,
+                             bf16=dtype == torch.bfloat16)  # fmt: skip
     trainer = _trainer_class()(
-        model=model, args=TrainingArguments(**common_args(out, steps), remove_unused_columns=False),
+        model=model, args=args,
         train_dataset=ChatDataset(examples, tokenizer, MAX_LEN),
         data_collator=PackedCollator(counter), callbacks=[clock.callback()],
     )  # fmt: skip
@@ -152,8 +162,10 @@ def run_hf_padded(model_dir: Path, convs, steps: int, out: str) -> tuple[StepClo
     return clock, seen[0], seen[1]
 
 
-def run_trl(model_dir: Path, convs, steps: int, out: str, tuned: bool):
-    """TRL SFTTrainer on conversational prompt/completion pairs (completion-only loss)."""
+def run_trl(model_dir: Path, convs, steps: int, out: str, tuned: bool, bf16: bool = False):
+    """TRL SFTTrainer on conversational prompt/completion pairs (completion-only loss);
+    `bf16`: the tuned peer also given tunedeck's bf16 weights and autocast."""
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -163,10 +175,12 @@ def run_trl(model_dir: Path, convs, steps: int, out: str, tuned: bool):
     # Tuned: no gradient checkpointing, padding-free batches (TRL then wants max_length
     # None: every sample data example is far below 512 tokens, so nothing is cut anyway).
     extra = {"padding_free": True, "gradient_checkpointing": False, "max_length": None}
-    config = SFTConfig(**common_args(out, steps), **(extra if tuned else {"max_length": MAX_LEN}))
+    config = SFTConfig(**common_args(out, steps), **(extra if tuned else {"max_length": MAX_LEN}),
+                       bf16=bf16)  # fmt: skip
     clock = StepClock()
+    dtype = torch.bfloat16 if bf16 else torch.float32
     trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_dir), args=config,
+        model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype), args=config,
         train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         peft_config=lora_config(), callbacks=[clock.callback()],
     )  # fmt: skip
@@ -178,7 +192,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--sides", default="tunedeck,hf_padded,trl_tuned,trl_defaults")
+    parser.add_argument(
+        "--sides", default="tunedeck,hf_padded,trl_tuned,trl_defaults,tunedeck_bf16,trl_tuned_bf16"
+    )
+    parser.add_argument("--json", help="write the summary rows (bench/run_all.py) here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -195,14 +212,17 @@ def main() -> int:
     per_example = assistant_tokens(tokenizer, convs)
     trained_after_warmup = sum(per_example[MICRO_BATCH:])
     n_forward = model_shape(read_model_config(model_dir)).matmul_params
-    peak = matmul_peak_flops()
-    print(f"model {args.model}: {n_forward / 1e6:.1f}M matmul parameters; fp32 matmul peak "
-          f"{peak / 1e9:.0f} GFLOP/s; {args.steps} steps x {MICRO_BATCH} examples")  # fmt: skip
+    peak, peak_bf16 = matmul_peak_flops(), matmul_peak_flops("bfloat16")
+    print(f"model {args.model}: {n_forward / 1e6:.1f}M matmul parameters; matmul peak "
+          f"fp32 {peak / 1e9:.0f} GFLOP/s, bf16 {peak_bf16 / 1e9:.0f} GFLOP/s; "
+          f"{args.steps} steps x {MICRO_BATCH} examples")  # fmt: skip
     runners = {
         "tunedeck": lambda out: run_tunedeck(model_dir, convs, args.steps, out),
+        "tunedeck_bf16": lambda out: run_tunedeck(model_dir, convs, args.steps, out, "on"),
         "hf_padded": lambda out: run_hf_padded(model_dir, convs, args.steps, out),
         "trl_tuned": lambda out: run_trl(model_dir, convs, args.steps, out, tuned=True),
         "trl_defaults": lambda out: run_trl(model_dir, convs, args.steps, out, tuned=False),
+        "trl_tuned_bf16": lambda out: run_trl(model_dir, convs, args.steps, out, True, True),
     }
     results: dict[str, dict[str, Any]] = {}
     for side in args.sides.split(","):
@@ -217,12 +237,51 @@ def main() -> int:
               f"padding {'-' if padding is None else f'{padding:.0%}'}  "
               f"{4 * n_forward * rate / 1e9:6.1f} GFLOP/s ({4 * n_forward * rate / peak:.0%} "
               f"of peak)", flush=True)  # fmt: skip
-    ours = results.get("tunedeck")
-    if ours:
-        for side, figures in results.items():
-            if side != "tunedeck":
-                print(f"tunedeck / {side}: {ours['tokens_per_s'] / figures['tokens_per_s']:.2f}x")
+    for ours, peer, _ in PAIRS:
+        if ours in results and peer in results:
+            ratio = results[ours]["tokens_per_s"] / results[peer]["tokens_per_s"]
+            print(f"{ours} / {peer}: {ratio:.2f}x")
+    write_throughput_summary(args.json, results, peak, peak_bf16)
     return 0
+
+
+PAIRS = (
+    ("tunedeck", "trl_defaults", 3.0),
+    ("tunedeck", "trl_tuned", 2.0),
+    ("tunedeck", "hf_padded", None),
+    ("tunedeck_bf16", "trl_tuned_bf16", None),
+)
+"""(ours, peer, target ratio): fp32 against the issue's peers, bf16 against bf16 TRL."""
+
+
+def write_throughput_summary(
+    path: str | None, results: dict[str, dict[str, Any]], peak: float, peak_bf16: float
+):
+    """The rows of `make bench`'s table (bench/run_all.py): tunedeck against each peer,
+    the loss at the last step beside each figure (learning less does not count)."""
+    from bench.summary import Row, write_summary
+
+    def figure(side: str) -> str:
+        return f"{results[side]['tokens_per_s']:.1f} tok/s, loss {results[side]['loss']:.3f}"
+
+    rows = []
+    for ours, peer, goal in PAIRS:
+        if ours not in results or peer not in results:
+            continue
+        ratio = results[ours]["tokens_per_s"] / results[peer]["tokens_per_s"]
+        target, met = (f">= {goal:.0f}x", ratio >= goal) if goal else ("-", None)
+        rows.append(Row(f"training {ours} (trained tok/s)", figure(ours), peer, figure(peer),
+                        ratio, target, met))  # fmt: skip
+    for side, dtype_peak, name in (
+        ("tunedeck", peak, "fp32"),
+        ("tunedeck_bf16", peak_bf16, "bf16"),
+    ):
+        if side in results:
+            share = results[side]["flops"] / dtype_peak
+            rows.append(Row(f"training {side}, share of {name} matmul peak", f"{share:.0%}",
+                            "matmul peak", f"{dtype_peak / 1e9:.0f} GFLOP/s", None, ">= 50 %",
+                            share >= 0.5))  # fmt: skip
+    write_summary(path, "train_throughput", rows)
 
 
 if __name__ == "__main__":

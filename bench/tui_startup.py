@@ -2,8 +2,9 @@
 
 Each program runs in a fresh process on a real pseudo-terminal (100x32), exactly as a user
 starts it; the clock stops when a text only its first screen shows has been written to
-the terminal (the step bar's "Hyperparameters" for tunedeck, the one Static's text for the
-peer), then ctrl+q quits it. No Pilot and no hook in the app: what is measured is process
+the terminal (the footer's "Next step" for tunedeck: it is in the first frame of every
+step, whatever the step bar abbreviates; the one Static's text for the peer), then
+ctrl+q quits it. No Pilot and no hook in the app: what is measured is process
 start, imports, compose, mount and the first frame on the wire.
 
 The peers, measured in the same run on the same machine:
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere (bench.summary)
 COLUMNS, ROWS = 100, 32
 TIMEOUT_S = 30.0
 GOAL_S = 1.0
@@ -96,6 +98,7 @@ def time_import(env: dict[str, str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per program (median kept)")
+    parser.add_argument("--json", help="write the summary rows (bench/run_all.py) here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tunedeck-bench-") as home:
         env = dict(os.environ, TERM="xterm-256color", TUNEDECK_HOME=home, HF_HUB_OFFLINE="1")
@@ -105,7 +108,7 @@ def main() -> int:
         peer = [sys.executable, "-c", PEER_APP]
         results: dict[str, list[float]] = {"tunedeck": [], "minimal app": [], "import": []}
         for _ in range(args.runs):  # interleaved, so load changes hit all three alike
-            results["tunedeck"].append(time_to_text(tunedeck, b"Hyperparameters", env))
+            results["tunedeck"].append(time_to_text(tunedeck, b"Next step", env))
             results["minimal app"].append(time_to_text(peer, b"peer ready", env))
             results["import"].append(time_import(env))
     median = {name: statistics.median(times) for name, times in results.items()}
@@ -117,7 +120,18 @@ def main() -> int:
     print(f"  ratio tunedeck / minimal Textual app: {ratio:.2f}x")
     verdict = "under" if median["tunedeck"] < GOAL_S else "OVER"
     print(f"  tunedeck is {verdict} the {GOAL_S:.0f} s goal")
+    write_startup_summary(args.json, median)
     return 0
+
+
+def write_startup_summary(path: str | None, median: dict[str, float]) -> None:
+    """The row of `make bench`'s table (bench/run_all.py)."""
+    from bench.summary import Row, write_summary
+
+    ours, peer = median["tunedeck"], median["minimal app"]
+    row = Row("TUI first paint (median)", f"{ours:.2f} s", "minimal Textual app",
+              f"{peer:.2f} s", peer / ours, f"< {GOAL_S:.0f} s", ours < GOAL_S)  # fmt: skip
+    write_summary(path, "tui_startup", [row])
 
 
 if __name__ == "__main__":
