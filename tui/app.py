@@ -171,18 +171,20 @@ class TunedeckApp(App[None]):
         self.push_screen(ErrorDialog.of(error))
 
     async def action_quit(self) -> None:
-        running = [info.id for info in self.backend.list_runs() if info.state in ACTIVE_STATES]
-        if not running:
+        runs = self.backend.list_runs()
+        running = [info.id for info in runs if info.state in ACTIVE_STATES]
+        evaluating = [info.id for info in runs if self.backend.eval_running(info.dir)]
+        if not running and not evaluating:
             self._leave()
             return
+        lines = []
+        if running:
+            lines.append(f"Run(s) {', '.join(running)} keep training in the background.")
+        if evaluating:
+            lines.append(f"The evaluation of {', '.join(evaluating)} keeps going too.")
+        lines.append("Quitting stops neither; `tunedeck attach RUN` shows a run again.")
         self.push_screen(
-            ConfirmDialog(
-                "Quit tunedeck?",
-                f"Run(s) {', '.join(running)} keep training in the background: quitting "
-                "never stops a run. `tunedeck attach RUN` shows one again.",
-                "Quit",
-                "Stay",
-            ),
+            ConfirmDialog("Quit tunedeck?", " ".join(lines), "Quit", "Stay"),
             lambda yes: self._leave(running) if yes else None,
         )
 

@@ -126,6 +126,8 @@ class FakeBackend(Backend):
         self.resumed: list[str] = []
         self.started: list[TrainConfig] = []
         self.runs: dict[Path, FakeRun] = {}
+        self.evaluating: set[Path] = set()
+        """Runs whose evaluation the test pretends is running."""
         self.models = [
             ModelInfo("smollm2-135m", "embedded", True, "converts on first use (~20 s)", "/x.gguf"),
             ModelInfo("tiny-local", "converted", True, "ready", "/models/tiny-local"),
@@ -213,6 +215,9 @@ class FakeBackend(Backend):
         if run.state not in ("running", "queued"):
             raise RunStateError(f"run {run_dir.name} is {run.state}; `{action}` needs a worker")
         self.requests.append((run_dir.name, action))
+
+    def eval_running(self, run_dir: Path) -> bool:
+        return run_dir in self.evaluating
 
     def resume_run(self, run_dir: Path) -> None:
         self.resumed.append(run_dir.name)

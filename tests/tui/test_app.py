@@ -227,6 +227,23 @@ async def test_quitting_with_a_run_training_says_it_goes_on(make_app) -> None:
     assert backend.requests == []  # quitting asked the run for nothing
 
 
+async def test_quitting_while_a_baseline_evaluates_says_it_goes_on(make_app) -> None:
+    backend = FakeBackend()
+    run = backend.add_run("20250301-101500-c0ffee", state="created")
+    backend.evaluating.add(run.dir)
+    app = make_app(backend=backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "evaluation of 20250301-101500-c0ffee keeps going" in app.screen.message
+        assert "keep training" not in app.screen.message  # nothing is training
+        await pilot.press("y")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
 async def test_quitting_without_runs_asks_nothing(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
