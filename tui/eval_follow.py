@@ -41,12 +41,19 @@ class EvalNews:
 
 
 def eval_news(events: list[dict[str, Any]]) -> EvalNews:
-    """The evaluation's news in a batch of run events (other events are ignored)."""
+    """The evaluation's news in a batch of run events (other events are ignored).
+
+    A batch read from the start of the file (a viewer attaching again) also holds earlier
+    evaluations, the Baseline step's for one: only an end after the newest
+    `eval_started` ends the evaluation being followed.
+    """
     evals = [e for e in events if str(e.get("type", "")).startswith("eval_")]
+    starts = [i for i, e in enumerate(evals) if e["type"] == "eval_started"]
+    current = evals[starts[-1] :] if starts else evals
     return EvalNews(
         progress=next((e for e in reversed(evals) if e["type"] == "eval_progress"), None),
         notes=[str(e.get("message", "")) for e in evals if e["type"] == "eval_note"],
-        ended=next((e for e in reversed(evals) if e["type"] in END_EVENTS), None),
+        ended=next((e for e in reversed(current) if e["type"] in END_EVENTS), None),
     )
 
 
