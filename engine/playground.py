@@ -42,9 +42,9 @@ from typing import IO, Any
 
 from engine.chat_stream import Answer, ChatModel, ChatRequest, Settings, Side
 from engine.errors import TunedeckError
+from engine.evaluate import ADAPTER_DIR
 from engine.formats import Example
 
-ADAPTER_DIR = "adapter"
 SIDES: tuple[Side, ...] = ("base", "tuned")
 SYSTEM_SAMPLE = 500
 """Examples read to find a dataset's usual system prompt."""

@@ -304,8 +304,7 @@ class Backend:
 
     def eval_adapters(self, run_dir: Path) -> tuple[bool, list[int]]:
         """Whether the run has its best adapter yet, and the steps of saved checkpoints."""
-        has_best = engine_evaluate.has_adapter(run_dir / engine_evaluate.ADAPTER_DIR)
-        return has_best, sorted(engine_evaluate.checkpoint_adapters(run_dir))
+        return self.has_adapter(run_dir), sorted(engine_evaluate.checkpoint_adapters(run_dir))
 
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
         """The evaluation options last chosen for the run (None: none saved)."""
