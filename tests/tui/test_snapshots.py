@@ -42,9 +42,14 @@ def still_cursors(app: TunedeckApp) -> None:
 
 
 async def steps(pilot, count: int) -> None:
+    """Go `count` steps on, each once its screen lets the user leave (a loaded machine may
+    still be inspecting the data when the settle rounds end)."""
     for _ in range(count):
         await settle(pilot)
+        screen = pilot.app.screen
+        await wait_until(pilot, lambda: screen.leave_blocker() is None)
         await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: pilot.app.screen is not screen)
     await settle(pilot)
     still_cursors(pilot.app)
 
@@ -83,8 +88,15 @@ def test_data_stats(snap_compare) -> None:
 
 
 def test_split(snap_compare) -> None:
+    async def split_shown(pilot) -> None:
+        await steps(pilot, 1)
+        # The split is computed in a worker started when the screen resumes: on a loaded
+        # machine that can come after the settle rounds, so wait for its result explicitly.
+        await wait_until(pilot, lambda: pilot.app.wizard.split_result is not None)
+        await settle(pilot)
+
     app = TunedeckApp(FakeBackend(), SAMPLE.relative_to(REPO_ROOT), "smollm2-135m")
-    assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: steps(pilot, 1))
+    assert snap_compare(app, terminal_size=SIZE, run_before=split_shown)
 
 
 def test_hyperparameters(snap_compare) -> None:
