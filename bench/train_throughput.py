@@ -105,20 +105,23 @@ def common_args(out: str, steps: int) -> dict[str, Any]:
 def run_tunedeck(
     model_dir: Path, convs, steps: int, out: str, bf16: str = "auto"
 ) -> tuple[StepClock, int, int]:
-    """The engine's own path: its dtype choice (`bf16` as the run config's field),
-    ChatDataset + PackedCollator + the fast loss, in its Trainer."""
+    """The engine's own path: its dtype choice (`bf16` as the run config's field), its
+    model loading (engine.train.load_model: LoRA, per-example attention), ChatDataset +
+    PackedCollator + the fast loss, in its Trainer."""
     import torch
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+    from transformers import AutoTokenizer, TrainingArguments
 
+    from engine.config import LoraConfig, TrainConfig
     from engine.fast_loss import PackedCollator
-    from engine.train import ChatDataset, TokenCounter, _trainer_class, pick_device
+    from engine.train import ChatDataset, TokenCounter, _trainer_class, load_model, pick_device
 
-    _, dtype = pick_device(bf16)
-    print(f"  tunedeck computes in {str(dtype).removeprefix('torch.')}", flush=True)
+    device, dtype = pick_device(bf16)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
-    model = get_peft_model(base, lora_config())  # adapters stay fp32 (peft's autocast)
+    cfg = TrainConfig(model=str(model_dir), bf16=bf16,  # type: ignore[arg-type]
+                      lora=LoraConfig(r=R, alpha=ALPHA, dropout=0.0))  # fmt: skip
+    model = load_model(cfg, model_dir, device, dtype)  # adapters stay fp32 (peft's autocast)
+    print(f"  tunedeck computes in {str(dtype).removeprefix('torch.')}, attention "
+          f"{model.get_base_model().config._attn_implementation}", flush=True)  # fmt: skip
     examples = [_Example(c) for c in convs]
     counter, clock = TokenCounter(), StepClock()
     args = TrainingArguments(**common_args(out, steps), remove_unused_columns=False,
@@ -174,9 +177,11 @@ def run_trl(model_dir: Path, convs, steps: int, out: str, tuned: bool, bf16: boo
     rows = [{"prompt": c[:-1], "completion": c[-1:]} for c in convs]
     # Tuned: no gradient checkpointing, padding-free batches (TRL then wants max_length
     # None: every sample data example is far below 512 tokens, so nothing is cut anyway).
-    extra = {"padding_free": True, "gradient_checkpointing": False, "max_length": None}
-    config = SFTConfig(**common_args(out, steps), **(extra if tuned else {"max_length": MAX_LEN}),
-                       bf16=bf16)  # fmt: skip
+    # Defaults: TRL's own, which include bf16 mixed precision (autocast over the fp32
+    # weights TRL loads by default) wherever fp16 is not asked for, CPUs included.
+    extra = {"padding_free": True, "gradient_checkpointing": False, "max_length": None,
+             "bf16": bf16}  # fmt: skip
+    config = SFTConfig(**common_args(out, steps), **(extra if tuned else {"max_length": MAX_LEN}))
     clock = StepClock()
     dtype = torch.bfloat16 if bf16 else torch.float32
     trainer = SFTTrainer(

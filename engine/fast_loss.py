@@ -10,6 +10,9 @@ cross-entropy over assistant tokens; tests pin it):
 2. Logits only at trained positions: `logits_to_keep` (a boolean mask) makes the LM head
    project only the positions whose next token is an assistant token. With a 49k-token
    vocabulary the head is a large share of the compute, and most positions are prompt.
+
+With engine.packed_attention switched on, each example of the row also gets its own
+attention call instead of a block-diagonal mask over the whole row.
 """
 
 from __future__ import annotations
@@ -41,10 +44,15 @@ class PackedCollator:
         if self.counter is not None:
             self.counter.trained += sum(label != IGNORE_INDEX for label in labels)
             self.counter.total += len(ids)
+        bounds = [0]
+        for item in batch:
+            bounds.append(bounds[-1] + len(item["input_ids"]))
         return {
             "input_ids": torch.tensor([ids]),
             "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([positions]),
+            # Where each example starts (engine.packed_attention attends within them).
+            "cu_seq_lens": torch.tensor(bounds, dtype=torch.int32),
         }
 
 
@@ -63,12 +71,15 @@ def trained_positions_loss(
     targets = labels[:, 1:]
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = targets != IGNORE_INDEX
+    bounds = inputs.get("cu_seq_lens")
+    extra = {} if bounds is None else {"cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds}
     outputs = model(
         input_ids=inputs["input_ids"],
         attention_mask=inputs.get("attention_mask"),
         position_ids=inputs.get("position_ids"),
         logits_to_keep=keep,
         use_cache=False,  # with a cache, transformers does not look for packed sequences
+        **extra,
     )
     logits = outputs.logits.reshape(-1, outputs.logits.shape[-1]).float()
     wanted = targets[targets != IGNORE_INDEX]

@@ -24,6 +24,7 @@ from engine.control import RunLockedError, worker_lock
 from engine.errors import TunedeckError
 from engine.events import EventWriter, read_status
 from engine.fast_loss import PackedCollator, trained_positions_loss
+from engine.packed_attention import use_packed_attention
 from engine.run_callback import RunCallback, TokenCounter
 from engine.tokenization import IGNORE_INDEX, tokenize_conversation
 
@@ -170,7 +171,9 @@ def load_model(
         target_modules="all-linear" if targets == ["all-linear"] else targets,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora, autocast_adapter_dtype=not sharded)
+    adapted = get_peft_model(model, lora, autocast_adapter_dtype=not sharded)
+    use_packed_attention(adapted)  # the training rows are padding-free (PackedCollator)
+    return adapted
 
 
 def _local_cuda_device() -> int:
@@ -307,6 +310,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         method=cfg.method,
         processes=int(os.environ.get("WORLD_SIZE", "1")),
         parallel=mode,
+        attention=model.get_base_model().config._attn_implementation,
         train_examples=len(train),
         val_examples=len(val),
         trainable_parameters=model.get_nb_trainable_parameters()[0],

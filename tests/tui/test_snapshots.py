@@ -47,9 +47,9 @@ async def steps(pilot, count: int) -> None:
     for _ in range(count):
         await settle(pilot)
         screen = pilot.app.screen
-        await wait_until(pilot, lambda: screen.leave_blocker() is None)
+        await wait_until(pilot, lambda s=screen: s.leave_blocker() is None)
         await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: pilot.app.screen is not screen)
+        await wait_until(pilot, lambda s=screen: pilot.app.screen is not s)
     await settle(pilot)
     still_cursors(pilot.app)
 
