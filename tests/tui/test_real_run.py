@@ -88,12 +88,21 @@ async def test_the_wizard_trains_the_sample_data_through_a_real_detached_run(
         assert screen.query_one("#train-log").line_count > 0
 
 
+STEPS_LEFT_RUNNING = 300
+"""Long enough that the tiny model is still training when the app has quit (24 steps
+could all finish while the quit dialog was answered)."""
+
+
 async def test_quitting_mid_run_then_reattaching_shows_old_and_new_points(
     tiny_model_dir: Path,
 ) -> None:
     first = TunedeckApp(Backend(), SAMPLE, str(tiny_model_dir))
     async with first.run_test(size=SIZE) as pilot:
-        screen = await to_train_step(first, pilot, run_fields(max_steps=24, eval_steps=12))
+        screen = await to_train_step(
+            first,
+            pilot,
+            run_fields(max_steps=STEPS_LEFT_RUNNING, eval_steps=STEPS_LEFT_RUNNING // 2),
+        )
         await pilot.press("s")
         chart = screen.query_one(LossChart)
         await wait_until(pilot, lambda: len(chart.train) >= 3, RUN_TIMEOUT_S)
@@ -118,6 +127,6 @@ async def test_quitting_mid_run_then_reattaching_shows_old_and_new_points(
             pilot, lambda: screen.info is not None and screen.info.state == "completed",
             RUN_TIMEOUT_S,
         )  # fmt: skip
-        await wait_until(pilot, lambda: len(chart.train) == 24)
-        assert replayed < 24  # ... and points that arrived live after attaching
-        assert [s for s, _ in chart.train] == list(range(1, 25))
+        await wait_until(pilot, lambda: len(chart.train) == STEPS_LEFT_RUNNING)
+        assert replayed < STEPS_LEFT_RUNNING  # ... and points that arrived live after attaching
+        assert [s for s, _ in chart.train] == list(range(1, STEPS_LEFT_RUNNING + 1))

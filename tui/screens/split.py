@@ -105,7 +105,6 @@ class SplitScreen(WizardScreen):
                 yield Static("", id="leakage")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("label", "train", "val", "val share")
         choice = self.wizard.split
         self.query_one("#val-fraction", Input).value = f"{choice.val_fraction:g}"
         self.query_one("#split-seed", Input).value = str(choice.seed)
@@ -203,8 +202,12 @@ class SplitScreen(WizardScreen):
 
     def _show_labels(self, result: SplitResult) -> None:
         table = self.query_one(DataTable)
-        table.clear()
         labels = list(dict.fromkeys([*result.train_labels, *result.val_labels]))
+        # Widths set from the labels: the automatic ones could stay at the header's width
+        # when the rows arrived before the table's first layout (labels cut to "how_t").
+        table.clear(columns=True)
+        table.add_column("label", width=max([5, *map(len, labels)]))
+        table.add_columns("train", "val", "val share")
         for label in labels:
             train, val = result.train_labels.get(label, 0), result.val_labels.get(label, 0)
             share = f"{val / (train + val):.0%}" if train + val else "-"
