@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
 import torch
 
 from engine.fast_loss import PackedCollator, trained_positions_loss
-from engine.tokenization import tokenize_conversation
 from engine.train import PaddingCollator
-from tests.conftest import REPO_ROOT
 from tests.tiny_model import build_tiny_model
-
-SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_tokenizer) -> list[dict[str, list[int]]]:
-    lines = SAMPLE.read_text().splitlines()[:4]
-    items = []
-    for line in lines:
-        tokens = tokenize_conversation(tiny_tokenizer, json.loads(line)["messages"], 512)
-        items.append({"input_ids": tokens.input_ids, "labels": tokens.labels})
-    assert len({len(i["input_ids"]) for i in items}) > 1  # varied lengths: padding matters
-    return items
 
 
 def grads(model) -> torch.Tensor:
