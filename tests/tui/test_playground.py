@@ -4,7 +4,9 @@ does not load, the settings dialog)."""
 
 from __future__ import annotations
 
+import json
 import queue
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -115,8 +117,14 @@ def turns(screen: PlaygroundScreen, side: str) -> list[str]:
 async def test_two_turns_with_the_real_model_then_stop_and_clear(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    run_dir = make_adapter_run(tiny_model_dir, tmp_path)
-    app = TunedeckApp(Backend(), SAMPLE, str(tiny_model_dir))
+    # The tiny model with room for a long answer: 150 tokens took it 0.3 s, which could end
+    # before escape arrived; 3,000 take seconds (same weights, RoPE needs no table).
+    model_dir = tmp_path / "tiny-long-context"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))
+    run_dir = make_adapter_run(model_dir, tmp_path)
+    app = TunedeckApp(Backend(), SAMPLE, str(model_dir))
     async with app.run_test(size=SIZE) as pilot:
         app.wizard.run_dir = run_dir
         screen = await open_playground(pilot)
@@ -135,7 +143,7 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
         assert "12 tokens" in str(screen.query(".turn.-assistant").last().border_subtitle)
 
         # A long answer streams (text shows before it is done) and escape stops it.
-        screen.settings = Settings(max_new_tokens=150)
+        screen.settings = Settings(max_new_tokens=3000)
         screen.query_one("#pg-prompt", Input).value = "Tell me more."
         await pilot.press("enter")
         base = screen.query_one("#pg-base", Transcript)
@@ -145,6 +153,7 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
         assert "stopped" in str(base.query(".turn.-assistant").last().border_subtitle)
         assert app.screen is screen  # escape stopped the answer; it did not go back
 
+        screen.settings = Settings(max_new_tokens=12)
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert turns(screen, "base") == turns(screen, "tuned") == []
