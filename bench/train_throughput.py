@@ -4,8 +4,7 @@ HF Trainer with a padding collator, on the same model, data and hyperparameters,
 All sides train LoRA r=16, alpha=32 on all linear layers, lr 2e-4, micro-batch 4, max
 length 512, on the bundled sample data given as conversational prompt/completion pairs
 (so every side learns only the assistant's answer: the same loss). Reported per side:
-trained (assistant) tokens per second over steps 2..N (step 1 warms up; on the
-`tunedeck_compiled` side it also compiles the layers, and its time is printed), the padding
+trained (assistant) tokens per second over steps 2..N (step 1 warms up), the padding
 fraction of what was computed, the loss at the last step, and achieved FLOP/s counted as
 4 * N_forward per trained token (LoRA: forward plus the activation-gradient pass), against
 this machine's fp32 matmul peak measured here.
@@ -104,7 +103,7 @@ def common_args(out: str, steps: int) -> dict[str, Any]:
 
 
 def run_tunedeck(
-    model_dir: Path, convs, steps: int, out: str, bf16: str = "auto", compile: bool = False
+    model_dir: Path, convs, steps: int, out: str, bf16: str = "auto"
 ) -> tuple[StepClock, int, int]:
     """The engine's own path: its dtype choice (`bf16` as the run config's field), its
     model loading (engine.train.load_model: LoRA, per-example attention), ChatDataset +
@@ -114,22 +113,13 @@ def run_tunedeck(
 
     from engine.config import LoraConfig, TrainConfig
     from engine.fast_loss import PackedCollator
-    from engine.train import (
-        ChatDataset,
-        TokenCounter,
-        _trainer_class,
-        compile_layers,
-        load_model,
-        pick_device,
-    )
+    from engine.train import ChatDataset, TokenCounter, _trainer_class, load_model, pick_device
 
     device, dtype = pick_device(bf16)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     cfg = TrainConfig(model=str(model_dir), bf16=bf16,  # type: ignore[arg-type]
                       lora=LoraConfig(r=R, alpha=ALPHA, dropout=0.0))  # fmt: skip
     model = load_model(cfg, model_dir, device, dtype)  # adapters stay fp32 (peft's autocast)
-    if compile:  # `torch_compile = true`: step 1 pays the compilation (not timed)
-        compile_layers(model, device)
     print(f"  tunedeck computes in {str(dtype).removeprefix('torch.')}, attention "
           f"{model.get_base_model().config._attn_implementation}", flush=True)  # fmt: skip
     examples = [_Example(c) for c in convs]
@@ -208,9 +198,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument(
-        "--sides",
-        default="tunedeck,hf_padded,trl_tuned,trl_defaults,tunedeck_bf16,trl_tuned_bf16,"
-        "tunedeck_compiled",
+        "--sides", default="tunedeck,hf_padded,trl_tuned,trl_defaults,tunedeck_bf16,trl_tuned_bf16"
     )
     parser.add_argument("--json", help="write the summary rows (bench/run_all.py) here")
     args = parser.parse_args()
@@ -236,9 +224,6 @@ def main() -> int:
     runners = {
         "tunedeck": lambda out: run_tunedeck(model_dir, convs, args.steps, out),
         "tunedeck_bf16": lambda out: run_tunedeck(model_dir, convs, args.steps, out, "on"),
-        "tunedeck_compiled": lambda out: run_tunedeck(
-            model_dir, convs, args.steps, out, compile=True
-        ),
         "hf_padded": lambda out: run_hf_padded(model_dir, convs, args.steps, out),
         "trl_tuned": lambda out: run_trl(model_dir, convs, args.steps, out, tuned=True),
         "trl_defaults": lambda out: run_trl(model_dir, convs, args.steps, out, tuned=False),
@@ -251,13 +236,12 @@ def main() -> int:
         seconds = clock.seconds_after_warmup()
         rate = trained_after_warmup / seconds
         padding = 1 - real / computed if computed else None
-        first_step = clock.starts[1] - clock.starts[0]
         results[side] = {"tokens_per_s": rate, "loss": clock.last_loss, "padding": padding,
-                         "flops": 4 * n_forward * rate, "first_step_s": first_step}  # fmt: skip
+                         "flops": 4 * n_forward * rate}  # fmt: skip
         print(f"  {side:<13} {rate:8.1f} trained tok/s  loss {clock.last_loss:.4f}  "
               f"padding {'-' if padding is None else f'{padding:.0%}'}  "
               f"{4 * n_forward * rate / 1e9:6.1f} GFLOP/s ({4 * n_forward * rate / peak:.0%} "
-              f"of peak)  first step {first_step:.1f} s", flush=True)  # fmt: skip
+              f"of peak)", flush=True)  # fmt: skip
     for ours, peer, _ in PAIRS:
         if ours in results and peer in results:
             ratio = results[ours]["tokens_per_s"] / results[peer]["tokens_per_s"]
@@ -271,8 +255,6 @@ PAIRS = (
     ("tunedeck", "trl_tuned", 2.0),
     ("tunedeck", "hf_padded", None),
     ("tunedeck_bf16", "trl_tuned_bf16", None),
-    ("tunedeck_compiled", "trl_defaults", None),
-    ("tunedeck_compiled", "tunedeck", None),
 )
 """(ours, peer, target ratio): fp32 against the issue's peers, bf16 against bf16 TRL."""
 
@@ -285,10 +267,7 @@ def write_throughput_summary(
     from bench.summary import Row, write_summary
 
     def figure(side: str) -> str:
-        text = f"{results[side]['tokens_per_s']:.1f} tok/s, loss {results[side]['loss']:.3f}"
-        if side.endswith("_compiled"):  # its first step compiles: say what that costs
-            text += f", step 1 {results[side]['first_step_s']:.0f} s"
-        return text
+        return f"{results[side]['tokens_per_s']:.1f} tok/s, loss {results[side]['loss']:.3f}"
 
     rows = []
     for ours, peer, goal in PAIRS:

@@ -158,9 +158,6 @@ class TrainConfig:
     """Concatenate short examples into full max_seq_len sequences (faster, no padding)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: much less memory, ~30% slower."""
-    torch_compile: bool = False
-    """Compile each decoder layer with torch.compile: ~1.2x faster steps after ~30 s of
-    compiling (2-core CPU); pays on runs longer than a few minutes."""
     bf16: Bf16Mode = "auto"
     """bfloat16 compute: "auto" uses it on GPUs that support it and fp32 on CPU."""
     seed: int = 42

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import signal
 import sys
 import traceback
@@ -177,28 +176,6 @@ def load_model(
     return adapted
 
 
-def compile_layers(model: Any, device: str) -> int:
-    """torch.compile every decoder layer (dynamic shapes: packed rows vary in length).
-
-    Layer by layer rather than the whole model: all layers share one compiled graph
-    (parameters are graph inputs), so compiling takes ~30 s on a 2-core CPU instead of
-    ~4 minutes for the unrolled model, for the same ~1.2x per step (bench/RESULTS.md).
-    The per-example attention's Python loop stays outside the graphs. Returns the number
-    of layers compiled.
-    """
-    if device == "cpu" and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
-        raise TunedeckError(
-            "torch_compile needs a C++ compiler on CPU and none was found",
-            hint="install g++ (e.g. `apt install g++`) or set torch_compile = false",
-        )
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    layer_classes = set(getattr(base, "_no_split_modules", None) or ())
-    layers = [module for module in base.modules() if type(module).__name__ in layer_classes]
-    for layer in layers:
-        layer.compile(dynamic=True)
-    return len(layers)
-
-
 def _local_cuda_device() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
@@ -326,16 +303,6 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
 
     set_seed(cfg.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
     model = load_model(cfg, resolve_model(cfg.model), device, dtype, mode)
-    compiled = 0
-    if cfg.torch_compile and mode == "fsdp":
-        callback.events.emit(
-            "warning",
-            code="compile_skipped",
-            message="torch_compile is not applied under FSDP (sharded layers); training "
-            "runs uncompiled",
-        )
-    elif cfg.torch_compile:
-        compiled = compile_layers(model, device)
     callback.events.emit(
         "runtime",
         device=device,
@@ -344,7 +311,6 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         processes=int(os.environ.get("WORLD_SIZE", "1")),
         parallel=mode,
         attention=model.get_base_model().config._attn_implementation,
-        compiled_layers=compiled,
         train_examples=len(train),
         val_examples=len(val),
         trainable_parameters=model.get_nb_trainable_parameters()[0],

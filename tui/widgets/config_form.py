@@ -38,8 +38,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "Memory and speed",
-        ("gradient_checkpointing", "packing", "bf16", "torch_compile", "num_processes",
-         "distributed", "oom_retry"),
+        ("gradient_checkpointing", "packing", "bf16", "num_processes", "distributed",
+         "oom_retry"),
     ),
     ("Reproducibility and tracking", ("seed", "weight_decay", "max_grad_norm", "report_to",
                                       "run_name")),
