@@ -20,6 +20,11 @@ class TunedeckError(Exception):
         return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's (CUDA) out-of-memory error, recognised without importing torch."""
+    return type(exc).__name__ == "OutOfMemoryError"
+
+
 class ModelNotFoundError(TunedeckError):
     """A model name that is neither embedded, a local model directory, nor a cached hub id."""
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import TunedeckError
+from engine.errors import TunedeckError, is_out_of_memory
 from engine.eval_generate import (
     Sampling,
     choose_shots,
@@ -93,6 +93,8 @@ class Evaluation:
         self.model: Any = None
         self.device = "cpu"
         self.loss_settings: dict[str, str] = {}  # model group -> fingerprint of its weights
+        self.batch_limit: int | None = None
+        """Largest generation batch that fit in memory, once one did not."""
         self.probe_settings: dict[str, str] = {}
 
     # -- the whole run ------------------------------------------------------
@@ -238,23 +240,49 @@ class Evaluation:
         return [i for i in range(self.count) if i not in done]
 
     def _generate(self, plan: SystemPlan, todo: list[int]) -> None:
-        from engine.eval_generate import generate, generation_batches
+        from engine.eval_generate import generation_batches
 
         path, total = system_file(self.run_dir, plan.system), self.count
         done = total - len(todo)
+        weights = "base" if plan.system in BASE_SYSTEMS else plan.system
         self.emit("eval_progress", phase="generate", system=plan.system, done=done, total=total)
         for batch in generation_batches(plan.lengths, todo, self.options.batch_size):
-            with self._weights("base" if plan.system in BASE_SYSTEMS else plan.system):
-                answers = generate(
-                    self.model,
-                    self.tokenizer,
-                    [plan.texts[i] for i in batch],
-                    self.sampling,
-                    self.device,
-                )
+            answers = self._answers(weights, [plan.texts[i] for i in batch], self.sampling)
             append_jsonl(path, [self._row(plan, i, g) for i, g in zip(batch, answers, strict=True)])
             done += len(batch)
             self.emit("eval_progress", phase="generate", system=plan.system, done=done, total=total)
+
+    def _answers(self, weights: str, texts: list[str], sampling: Sampling) -> list[Any]:
+        """Answers to `texts` with `weights` active. Out of (GPU) memory, the halves one
+        after the other, and no larger batches from then on: greedy answers do not depend
+        on the batch they were generated in."""
+        from engine.eval_generate import generate
+
+        limit = self.batch_limit or len(texts)
+        if len(texts) > limit:
+            chunks = [texts[i : i + limit] for i in range(0, len(texts), limit)]
+            return [a for chunk in chunks for a in self._answers(weights, chunk, sampling)]
+        try:
+            with self._weights(weights):
+                return list(generate(self.model, self.tokenizer, texts, sampling, self.device))
+        except Exception as exc:  # only running out of memory is handled here
+            if not is_out_of_memory(exc):
+                raise
+        # Out of the except block: the failed attempt's tensors are free to go now.
+        if len(texts) == 1:
+            raise TunedeckError(
+                "out of memory while generating a single answer",
+                hint="lower max new tokens in the eval settings, or free GPU memory "
+                "(another process may be using it)",
+            )
+        _release_cached_memory()
+        self.batch_limit = half = (len(texts) + 1) // 2
+        self.emit(
+            "eval_note",
+            message=f"out of memory at a batch of {len(texts)} prompts: generating {half} "
+            "at a time from here on",
+        )
+        return self._answers(weights, texts, sampling)
 
     def _row(self, plan: SystemPlan, index: int, answer: Any) -> dict[str, Any]:
         example = self.val[index]
@@ -330,7 +358,6 @@ class Evaluation:
     # -- probes, judge --------------------------------------------------------
 
     def _probes(self, name: str, weights: str) -> None:
-        from engine.eval_generate import generate
         from engine.eval_probes import (
             MAX_NEW_TOKENS,
             PROBES,
@@ -346,9 +373,7 @@ class Evaluation:
         total = len(PROBES)
         self.emit("eval_progress", phase="probes", system=name, done=total - len(todo), total=total)
         texts = [render(self.tokenizer, probe_messages(PROBES[i])) for i in todo]
-        with self._weights(name):
-            sampling = Sampling(MAX_NEW_TOKENS)
-            answers = generate(self.model, self.tokenizer, texts, sampling, self.device)
+        answers = self._answers(name, texts, Sampling(MAX_NEW_TOKENS))
         store_probe_answers(self.run_dir, name, settings, todo, [a.text for a in answers])
         self.emit("eval_progress", phase="probes", system=name, done=total, total=total)
 
@@ -394,3 +419,11 @@ class Evaluation:
 def _mean_primary(rows: list[dict[str, Any]]) -> float | None:
     values = [r["metrics"]["primary"] for r in rows]
     return sum(values) / len(values) if values else None
+
+
+def _release_cached_memory() -> None:
+    """Hand the CUDA caching allocator's free blocks back before a smaller retry."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

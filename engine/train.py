@@ -21,7 +21,7 @@ from typing import Any
 from engine import checkpoints
 from engine.config import TrainConfig, load_config
 from engine.control import RunLockedError, worker_lock
-from engine.errors import TunedeckError
+from engine.errors import TunedeckError, is_out_of_memory
 from engine.events import EventWriter, read_status
 from engine.fast_loss import PackedCollator, trained_positions_loss
 from engine.packed_attention import use_packed_attention
@@ -403,7 +403,7 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
         return _fail(callback, exc.message, exc.hint)
     except Exception as exc:
         traceback.print_exc()
-        if _is_oom(exc):
+        if is_out_of_memory(exc):
             return _fail(callback, f"out of memory: {exc}".splitlines()[0], OOM_HINT)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return _fail(callback, f"disk full while writing: {exc}", DISK_FULL_HINT)
@@ -417,10 +417,6 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
     return 0
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return type(exc).__name__ == "OutOfMemoryError"
-
-
 def _can_retry_oom(exc: BaseException, cfg: TrainConfig) -> bool:
     """Retry with a smaller micro-batch only when asked, possible, and single-process.
 
@@ -428,7 +424,7 @@ def _can_retry_oom(exc: BaseException, cfg: TrainConfig) -> bool:
     collective forever, so multi-process runs fail with the advice instead.
     """
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    return _is_oom(exc) and cfg.oom_retry and cfg.micro_batch_size > 1 and single
+    return is_out_of_memory(exc) and cfg.oom_retry and cfg.micro_batch_size > 1 and single
 
 
 def _halve_micro_batch(cfg: TrainConfig, run_dir: Path, events: EventWriter) -> TrainConfig:

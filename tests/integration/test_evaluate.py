@@ -16,6 +16,7 @@ import pytest
 
 from engine.config import from_preset, with_overrides
 from engine.control import worker_lock
+from engine.errors import TunedeckError
 from engine.eval_options import BASE_SYSTEMS, EvalOptions
 from engine.eval_store import read_jsonl
 from engine.eval_summary import run_scoring, score_output
@@ -144,6 +145,49 @@ def test_an_interrupted_eval_resumes_without_regenerating(trained_run: Path, tmp
         assert (run / "eval" / name).read_bytes().startswith(data), name  # rows unchanged
     assert sorted(r["index"] for r in read_jsonl(tuned)) == [0, 1, 2, 3]
     assert (run / "eval" / "base_zero.jsonl").read_bytes() == before["base_zero.jsonl"]
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch's CUDA error (what the evaluator recognises), raised on CPU."""
+
+
+def test_out_of_memory_halves_the_generation_batch(
+    trained_run: Path, evaluated_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import engine.eval_generate
+
+    real = engine.eval_generate.generate
+    sizes: list[int] = []
+
+    def small_memory(model, tokenizer, texts, *args, **kwargs):
+        sizes.append(len(texts))
+        if len(texts) > 1:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(engine.eval_generate, "generate", small_memory)
+    run = copy_run(trained_run, tmp_path)
+    seen: list[dict] = []
+    run_eval(run, EvalOptions(**{**FAST, "batch_size": 4}), on_event=seen.append)
+    # 4 prompts: out of memory at 4, then at 2, then one at a time for good
+    assert sizes[:6] == [4, 2, 1, 1, 1, 1] and set(sizes[6:]) == {1}
+    notes = [e["message"] for e in seen if e["type"] == "eval_note"]
+    assert notes[:2] == [
+        "out of memory at a batch of 4 prompts: generating 2 at a time from here on",
+        "out of memory at a batch of 2 prompts: generating 1 at a time from here on",
+    ]
+    for name in ("base_zero.jsonl", "base_few.jsonl", "tuned.jsonl"):
+        rows = sorted(read_jsonl(run / "eval" / name), key=lambda r: r["index"])
+        expected = sorted(read_jsonl(evaluated_run / "eval" / name), key=lambda r: r["index"])
+        assert [r["output"] for r in rows] == [r["output"] for r in expected], name
+
+    def no_memory(*args, **kwargs):
+        raise OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(engine.eval_generate, "generate", no_memory)
+    again = copy_run(trained_run, tmp_path / "again")
+    with pytest.raises(TunedeckError, match="out of memory while generating a single answer"):
+        run_eval(again, EvalOptions(**{**FAST, "batch_size": 2, "loss": False, "probes": False}))
 
 
 def test_a_killed_detached_eval_resumes(trained_run: Path, tmp_path: Path) -> None:
