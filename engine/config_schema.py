@@ -155,7 +155,8 @@ class TrainConfig:
     """Stop after this many evaluations without a better validation loss (unset or false in
     TOML: never stop early)."""
     packing: bool = False
-    """Concatenate short examples into full max_seq_len sequences (faster, no padding)."""
+    """Concatenate examples into full max_seq_len sequences (not supported yet; each
+    micro-batch already trains as one padding-free row, so no compute goes to padding)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: much less memory, ~30% slower."""
     bf16: Bf16Mode = "auto"

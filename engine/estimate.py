@@ -238,7 +238,7 @@ def estimate_run(
         fits=fits,
         flops=flops,
         seconds=flops / (throughput * parallel),
-        notes=_notes(cfg, shape, unmatched, device, mean_tokens, p99_tokens, work.peak_len),
+        notes=_notes(cfg, shape, unmatched, device, p99_tokens, work.peak_len),
         advice=advice,
         **common,
     )
@@ -284,7 +284,6 @@ def _notes(
     shape: ModelShape,
     unmatched: list[str],
     device: Device,
-    mean_tokens: float,
     p99_tokens: int | None,
     peak_len: int,
 ) -> tuple[str, ...]:
@@ -301,11 +300,6 @@ def _notes(
         )
     if cfg.method == "qlora" and device == "cpu":
         notes.append("QLoRA on CPU dequantises weights at every matmul: expect it slower")
-    if not cfg.packing and p99_tokens is not None and p99_tokens > 1.5 * mean_tokens:
-        notes.append(
-            f"lengths vary (mean {mean_tokens:.0f}, p99 {p99_tokens} tokens): padding each "
-            "batch to its longest example adds time not counted here; packing avoids it"
-        )
     return tuple(notes)
 
 
