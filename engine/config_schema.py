@@ -155,8 +155,9 @@ class TrainConfig:
     """Stop after this many evaluations without a better validation loss (unset or false in
     TOML: never stop early)."""
     packing: bool = False
-    """Concatenate examples into full max_seq_len sequences (not supported yet; each
-    micro-batch already trains as one padding-free row, so no compute goes to padding)."""
+    """Pack whole examples into sequences of up to max_seq_len tokens; a micro-batch is then
+    micro_batch_size such sequences (fewer, fuller steps). Examples never see each other.
+    Off: a micro-batch is micro_batch_size examples (also without padding)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: much less memory, ~30% slower."""
     bf16: Bf16Mode = "auto"

@@ -22,8 +22,47 @@ from typing import Any
 from engine.tokenization import IGNORE_INDEX
 
 
+class PackedDataset:
+    """Examples packed into sequences of at most `max_len` tokens (`packing = true`).
+
+    Each item holds whole examples back to back and their `lengths`; the collator keeps
+    them apart (restarting positions, attention within each example), so packing changes
+    how many examples a micro-batch holds (as many as fill max_len tokens, per row), never
+    what an example sees. The order is shuffled with `seed` before filling, so sequences
+    mix lengths and labels; the Trainer then shuffles the sequences every epoch.
+    """
+
+    def __init__(self, examples: Any, max_len: int, seed: int) -> None:
+        import random
+
+        order = list(range(len(examples)))
+        random.Random(seed).shuffle(order)
+        self.items: list[dict[str, list[int]]] = []
+        current: dict[str, list[int]] = {"input_ids": [], "labels": [], "lengths": []}
+        for index in order:
+            item = examples[index]
+            n = len(item["input_ids"])
+            if current["lengths"] and len(current["input_ids"]) + n > max_len:
+                self.items.append(current)
+                current = {"input_ids": [], "labels": [], "lengths": []}
+            current["input_ids"] += item["input_ids"]
+            current["labels"] += item["labels"]
+            current["lengths"].append(n)
+        if current["lengths"]:
+            self.items.append(current)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.items[index]
+
+
 class PackedCollator:
-    """Concatenates a micro-batch into one padding-free row; counts the tokens it trains."""
+    """Concatenates a micro-batch into one padding-free row; counts the tokens it trains.
+
+    Items are single examples, or packed sequences of several (PackedDataset: their
+    `lengths` say where each example ends)."""
 
     def __init__(self, counter: Any = None) -> None:
         self.counter = counter
@@ -34,19 +73,20 @@ class PackedCollator:
         ids: list[int] = []
         labels: list[int] = []
         positions: list[int] = []
+        bounds = [0]
         for item in batch:
-            n = len(item["input_ids"])
             ids += item["input_ids"]
-            # The first token of each example is never a target (it follows another
-            # example's last token): the templates start with a prompt, but make sure.
-            labels += [IGNORE_INDEX] + item["labels"][1:]
-            positions += range(n)
+            start = 0
+            for n in item.get("lengths") or [len(item["input_ids"])]:
+                # The first token of each example is never a target (it follows another
+                # example's last token): the templates start with a prompt, but make sure.
+                labels += [IGNORE_INDEX] + item["labels"][start + 1 : start + n]
+                positions += range(n)
+                bounds.append(bounds[-1] + n)
+                start += n
         if self.counter is not None:
             self.counter.trained += sum(label != IGNORE_INDEX for label in labels)
             self.counter.total += len(ids)
-        bounds = [0]
-        for item in batch:
-            bounds.append(bounds[-1] + len(item["input_ids"]))
         return {
             "input_ids": torch.tensor([ids]),
             "labels": torch.tensor([labels]),

@@ -103,12 +103,6 @@ def freeze_config(cfg: TrainConfig) -> TrainConfig:
     repeat the run from anywhere, so relative paths are resolved now.
     """
     cfg = cfg.validate_for_run()
-    if cfg.packing:
-        raise TunedeckError(
-            "packing into max_seq_len sequences is not supported by the training worker yet",
-            hint="set packing = false: each micro-batch already trains as one padding-free "
-            "row of micro_batch_size examples, so no compute goes to padding",
-        )
     changes: dict[str, Any] = {}
     for name in ("train", "val", "source"):
         value = getattr(cfg.data, name)

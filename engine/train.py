@@ -23,7 +23,7 @@ from engine.config import TrainConfig, load_config
 from engine.control import RunLockedError, worker_lock
 from engine.errors import TunedeckError, is_out_of_memory
 from engine.events import EventWriter, read_status
-from engine.fast_loss import PackedCollator, trained_positions_loss
+from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
 from engine.packed_attention import use_packed_attention
 from engine.run_callback import RunCallback, TokenCounter
 from engine.tokenization import IGNORE_INDEX, tokenize_conversation
@@ -283,7 +283,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
 
     device, dtype = pick_device(cfg.bf16)
     mode = parallel_mode(cfg, device)
-    train = ChatDataset(load_split(run_dir, "train"), tokenizer, cfg.max_seq_len)
+    train: Any = ChatDataset(load_split(run_dir, "train"), tokenizer, cfg.max_seq_len)
     val = ChatDataset(load_split(run_dir, "val"), tokenizer, cfg.max_seq_len)
     if len(train) == 0:
         raise TunedeckError(
@@ -299,6 +299,9 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
                 message=f"{data.dropped} {name} examples dropped: their whole answer lies "
                 f"beyond max_seq_len={cfg.max_seq_len}",
             )
+    examples = len(train)
+    if cfg.packing:  # whole examples back to back, up to max_seq_len tokens a sequence
+        train = PackedDataset(train, cfg.max_seq_len, cfg.seed)
     from transformers import set_seed
 
     set_seed(cfg.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
@@ -311,7 +314,8 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         processes=int(os.environ.get("WORLD_SIZE", "1")),
         parallel=mode,
         attention=model.get_base_model().config._attn_implementation,
-        train_examples=len(train),
+        train_examples=examples,
+        **({"packed_sequences": len(train)} if cfg.packing else {}),
         val_examples=len(val),
         trainable_parameters=model.get_nb_trainable_parameters()[0],
         total_parameters=model.get_nb_trainable_parameters()[1],

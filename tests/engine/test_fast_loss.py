@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.fast_loss import PackedCollator, trained_positions_loss
+from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
 from engine.train import PaddingCollator
 from tests.tiny_model import build_tiny_model
 
@@ -51,3 +51,30 @@ def test_num_items_normalises_over_the_accumulated_batch(tiny_tokenizer, batch) 
     mean, _ = trained_positions_loss(model, packed)
     over_double, _ = trained_positions_loss(model, packed, torch.tensor(2 * trained))
     torch.testing.assert_close(over_double, mean / 2)
+
+
+def test_packing_fills_sequences_with_whole_examples_once_each(batch) -> None:
+    examples = batch * 5  # 20 examples of varied lengths
+    longest = max(len(item["input_ids"]) for item in examples)
+    packed = PackedDataset(examples, max_len=2 * longest, seed=3)
+    assert 1 < len(packed) < len(examples)
+    lengths = [n for item in packed for n in item["lengths"]]
+    assert sorted(lengths) == sorted(len(item["input_ids"]) for item in examples)
+    for item in packed:
+        assert len(item["input_ids"]) == len(item["labels"]) == sum(item["lengths"])
+        assert len(item["input_ids"]) <= 2 * longest
+    # the same seed packs the same way; another seed shuffles first
+    assert PackedDataset(examples, 2 * longest, 3).items == packed.items
+    assert PackedDataset(examples, 2 * longest, 4).items != packed.items
+
+
+def test_a_packed_sequence_collates_like_its_examples_side_by_side(batch) -> None:
+    packed = PackedDataset(batch, max_len=10_000, seed=0)
+    assert len(packed) == 1  # all four in one sequence
+    order = packed[0]["lengths"]
+    by_length = {len(item["input_ids"]): item for item in batch}
+    assert len(by_length) == len(batch)
+    loose = PackedCollator()([by_length[n] for n in order])
+    together = PackedCollator()([packed[0]])
+    for key in ("input_ids", "labels", "position_ids", "cu_seq_lens"):
+        assert torch.equal(together[key], loose[key]), key
