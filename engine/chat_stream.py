@@ -14,7 +14,6 @@ stays cheap.
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 import time
 from collections.abc import Callable
@@ -212,19 +211,10 @@ def fit_prompt(chat: ChatModel, request: ChatRequest) -> tuple[str, int]:
 
 
 def _generation_config(chat: ChatModel, settings: Settings) -> Any:
-    config = copy.deepcopy(chat.model.generation_config)
-    pad = chat.tokenizer.pad_token_id
-    config.update(
-        max_new_tokens=settings.max_new_tokens,
-        do_sample=not settings.greedy,
-        temperature=settings.temperature if not settings.greedy else 1.0,
-        top_p=settings.top_p if not settings.greedy else 1.0,
-        top_k=None,
-        pad_token_id=pad if pad is not None else chat.stops[0] if chat.stops else None,
-        eos_token_id=chat.stops,
-        use_cache=True,
-    )
-    return config
+    from engine.eval_generate import Sampling, generation_config
+
+    sampling = Sampling(settings.max_new_tokens, settings.temperature, settings.top_p)
+    return generation_config(chat.model, chat.tokenizer, sampling, chat.stops, top_k=None)
 
 
 def _stop_when(should_stop: Callable[[], bool]) -> Any:

@@ -265,7 +265,9 @@ def generate(
     encoded = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
     ids, mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
     prompt_lengths = mask.sum(dim=1).tolist()
-    config, cache_field = _generation_config(model, tokenizer, sampling, stops), _cache_field()
+    # return_dict_in_generate: the KV cache comes back, so decoding continues from it
+    config = generation_config(model, tokenizer, sampling, stops, return_dict_in_generate=True)
+    cache_field = _cache_field()
     answers: list[list[int]] = [[] for _ in texts]
     finished = [False] * len(texts)
     live, cache = list(range(len(texts))), None
@@ -302,18 +304,22 @@ def generate(
     ]  # fmt: skip
 
 
-def _generation_config(model: Any, tokenizer: Any, sampling: Sampling, stops: list[int]) -> Any:
-    """The model's generation config with our sampling, stop tokens and padding."""
+def generation_config(
+    model: Any, tokenizer: Any, sampling: Sampling, stops: list[int], **extra: Any
+) -> Any:
+    """The model's generation config with our sampling, stop tokens and padding (the
+    tokenizer's pad token, else the first stop token), plus `extra` settings."""
     config = copy.deepcopy(model.generation_config)
+    pad = tokenizer.pad_token_id
     config.update(
         max_new_tokens=sampling.max_new_tokens,
         do_sample=not sampling.greedy,
         temperature=sampling.temperature if not sampling.greedy else 1.0,
         top_p=sampling.top_p if not sampling.greedy else 1.0,
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=pad if pad is not None else stops[0] if stops else None,
         eos_token_id=stops,
         use_cache=True,
-        return_dict_in_generate=True,  # the KV cache comes back: decoding continues from it
+        **extra,
     )
     return config
 
