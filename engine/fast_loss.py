@@ -112,7 +112,7 @@ def trained_positions_loss(
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = targets != IGNORE_INDEX
     bounds = inputs.get("cu_seq_lens")
-    extra = {} if bounds is None else {"cu_seq_lens_q": bounds, "cu_seq_lens_k": bounds}
+    extra = {} if bounds is None else {"cu_seq_lens_q": bounds}  # engine.packed_attention
     outputs = model(
         input_ids=inputs["input_ids"],
         attention_mask=inputs.get("attention_mask"),

@@ -299,7 +299,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
                 message=f"{data.dropped} {name} examples dropped: their whole answer lies "
                 f"beyond max_seq_len={cfg.max_seq_len}",
             )
-    examples = len(train)
+    train_examples = len(train)  # the packed dataset below counts sequences instead
     if cfg.packing:  # whole examples back to back, up to max_seq_len tokens a sequence
         train = PackedDataset(train, cfg.max_seq_len, cfg.seed)
     from transformers import set_seed
@@ -314,7 +314,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         processes=int(os.environ.get("WORLD_SIZE", "1")),
         parallel=mode,
         attention=model.get_base_model().config._attn_implementation,
-        train_examples=examples,
+        train_examples=train_examples,
         **({"packed_sequences": len(train)} if cfg.packing else {}),
         val_examples=len(val),
         trainable_parameters=model.get_nb_trainable_parameters()[0],
