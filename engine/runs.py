@@ -174,7 +174,12 @@ def worker_command(run_dir: Path) -> list[str]:
 
 def start_worker(run_dir: Path) -> int:
     """Start the worker in its own session: closing the terminal or SSH does not stop it."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    from engine.config import load_config
+    from engine.devices import place_worker
+
+    # One process sees one GPU (engine.devices says why); the note reaches the runtime event.
+    placement = place_worker(load_config(run_dir / CONFIG_FILE).num_processes)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **placement.env)
     with open(run_dir / LOG_FILE, "ab") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             worker_command(run_dir),

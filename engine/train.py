@@ -21,6 +21,7 @@ from typing import Any
 from engine import checkpoints
 from engine.config import TrainConfig, load_config
 from engine.control import RunLockedError, worker_lock
+from engine.devices import GPU_NOTE_ENV
 from engine.errors import TunedeckError, is_out_of_memory
 from engine.events import EventWriter, read_status
 from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
@@ -101,7 +102,7 @@ def load_split(run_dir: Path, name: str) -> list[Any]:
 
 
 def pick_device(bf16: str = "auto") -> tuple[str, Any]:
-    """CUDA with bf16 where supported (fp16 otherwise), else CPU with fp32.
+    """CUDA with bf16 where the GPU has it natively (fp16 otherwise), else CPU with fp32.
 
     `bf16 = "on"` forces bf16, also on CPU: on CPUs with AMX tiles (Intel Sapphire Rapids
     and later) that is about twice as fast, at a slightly higher loss after the same
@@ -112,7 +113,9 @@ def pick_device(bf16: str = "auto") -> tuple[str, Any]:
     if bf16 == "off":
         return ("cuda" if torch.cuda.is_available() else "cpu"), torch.float32
     if torch.cuda.is_available():
-        if bf16 == "on" or torch.cuda.is_bf16_supported():
+        # Real bf16 units only (Ampere and later): T4/V100 "support" it by emulation,
+        # several times slower than fp16 with a loss scaler (the Trainer adds one).
+        if bf16 == "on" or torch.cuda.is_bf16_supported(including_emulation=False):
             return "cuda", torch.bfloat16
         return "cuda", torch.float16
     return "cpu", torch.bfloat16 if bf16 == "on" else torch.float32
@@ -153,15 +156,18 @@ def load_model(
             bnb_4bit_compute_dtype=dtype,
             **({"bnb_4bit_quant_storage": dtype} if sharded else {}),
         )
-        if not sharded:
-            kwargs["device_map"] = {"": device if device == "cpu" else _local_cuda_device()}
+    placement = model_device_map(cfg, device, mode)
+    if placement is not None:
+        kwargs["device_map"] = placement
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     if cfg.method == "qlora" and not sharded:
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.gradient_checkpointing
+            model,
+            use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS,
         )
     elif cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
         model.enable_input_require_grads()
     targets = list(cfg.lora.target_modules)
     lora = LoraConfig(
@@ -176,8 +182,43 @@ def load_model(
     return adapted
 
 
+CHECKPOINTING_KWARGS = {"use_reentrant": False}
+"""Non-reentrant checkpointing: works with frozen inputs and FSDP, and is what PyTorch
+recommends (the reentrant default of peft's kbit preparation warns and recomputes more)."""
+
+
+def model_device_map(cfg: TrainConfig, device: str, mode: str) -> dict[str, Any] | None:
+    """Where from_pretrained puts the weights: straight onto this rank's GPU.
+
+    Under FSDP none (FSDP places the shards; with cpu_ram_efficient_loading only rank 0
+    reads the weights, the others start empty). On CUDA otherwise the local rank's GPU,
+    so no process first holds a full copy in host RAM. On CPU a 4-bit model needs the
+    explicit "cpu" map (bitsandbytes would pick a GPU), a plain one loads there anyway.
+    """
+    if mode == "fsdp":
+        return None
+    if device == "cuda":
+        return {"": _local_cuda_device()}
+    return {"": "cpu"} if cfg.method == "qlora" else None
+
+
 def _local_cuda_device() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def prepare_distributed(mode: str) -> None:
+    """Environment that must exist before the model loads (FSDP).
+
+    peft's FSDP-QLoRA recipe starts through `accelerate launch`, whose config sets
+    ACCELERATE_USE_FSDP and FSDP_CPU_RAM_EFFICIENT_LOADING; under torchrun tunedeck sets
+    them itself. transformers reads them while loading: ranks other than 0 then skip
+    reading the weights (rank 0's are broadcast when FSDP wraps the model).
+    """
+    if mode == "fsdp":
+        os.environ["ACCELERATE_USE_FSDP"] = "true"
+        os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = str(
+            FSDP_CONFIG["cpu_ram_efficient_loading"]
+        ).lower()
 
 
 # ---------------------------------------------------------------------------
@@ -277,10 +318,26 @@ def _trainer_class() -> Any:
     return RunTrainer
 
 
-def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokenizer: Any) -> Any:
-    """Model, data and Trainer for one run; raises TunedeckError for unusable data."""
+def arguments_then_model(
+    cfg: TrainConfig, run_dir: Path, device: str, dtype: Any, has_val: bool, mode: str
+) -> tuple[Any, Any]:
+    """TrainingArguments first, then the model: the order FSDP needs.
+
+    Creating the arguments starts the process group and binds this rank to its GPU
+    (accelerate's PartialState calls torch.cuda.set_device(LOCAL_RANK)); loading after
+    that puts 4-bit weights on the rank's own GPU and lets cpu_ram_efficient_loading
+    keep ranks other than 0 from reading the whole model.
+    """
     from engine.models import resolve_model
 
+    prepare_distributed(mode)
+    args = training_arguments(cfg, run_dir, device, dtype, has_val, mode)
+    model = load_model(cfg, resolve_model(cfg.model), device, dtype, mode)
+    return args, model
+
+
+def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokenizer: Any) -> Any:
+    """Model, data and Trainer for one run; raises TunedeckError for unusable data."""
     device, dtype = pick_device(cfg.bf16)
     mode = parallel_mode(cfg, device)
     train: Any = ChatDataset(load_split(run_dir, "train"), tokenizer, cfg.max_seq_len)
@@ -305,7 +362,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
     from transformers import set_seed
 
     set_seed(cfg.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
-    model = load_model(cfg, resolve_model(cfg.model), device, dtype, mode)
+    args, model = arguments_then_model(cfg, run_dir, device, dtype, len(val) > 0, mode)
     callback.events.emit(
         "runtime",
         device=device,
@@ -313,6 +370,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         method=cfg.method,
         processes=int(os.environ.get("WORLD_SIZE", "1")),
         parallel=mode,
+        gpus=os.environ.get(GPU_NOTE_ENV, ""),
         attention=model.get_base_model().config._attn_implementation,
         train_examples=train_examples,
         **({"packed_sequences": len(train)} if cfg.packing else {}),
@@ -323,7 +381,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = _trainer_class()(
         model=model,
-        args=training_arguments(cfg, run_dir, device, dtype, len(val) > 0, mode),
+        args=args,
         train_dataset=train,
         eval_dataset=val if len(val) else None,
         data_collator=PackedCollator(callback.tokens),

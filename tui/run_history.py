@@ -44,6 +44,8 @@ class RunHistory:
         self.best: tuple[int, float] | None = None
         """(step, validation loss) of the best adapter so far."""
         self.state = "queued"
+        self.gpus = ""
+        """Which GPUs the worker trains on (the runtime event's words; "" on CPU)."""
         self.notices: dict[str, Banner] = {}
         self.event_count = 0
 
@@ -74,6 +76,8 @@ class RunHistory:
                 self._warning(event)
             elif kind == "early_stop":
                 self._early_stop(event)
+            elif kind == "runtime":
+                self.gpus = str(event.get("gpus") or "")
         if resumed:
             self._rebuild_curves()
 

@@ -172,3 +172,15 @@ def test_loss_chart_redraws_at_most_once_per_tick() -> None:
     chart._redraw_if_dirty()
     chart._redraw_if_dirty()
     assert chart.redraws == 1 and len(chart.train) == 100
+
+
+async def test_the_note_says_which_gpu_a_pinned_run_uses(make_app) -> None:
+    backend = FakeBackend()
+    run = backend.add_run(RUN_ID, events=scripted_events(4))
+    note = "GPU 0 only (pinned: 4 GPUs visible; set num_processes = 4 to train on all of them)"
+    app = make_app(backend=backend, run=run.dir)
+    async with app.run_test(size=SIZE) as pilot:
+        widget = app.screen.query_one("#train-note", Static)
+        await wait_until(pilot, lambda: "tunedeck attach" in str(widget.render()))
+        run.events.append({"type": "runtime", "device": "cuda", "gpus": note})
+        await wait_until(pilot, lambda: "4 GPUs visible" in str(widget.render()))

@@ -88,6 +88,7 @@ class TrainScreen(WizardScreen):
         self.info: RunInfo | None = None
         self.history = RunHistory()
         self.replayed = False
+        self.shown_gpus = ""
         """The followed run's history has been shown: later batches are live news."""
 
     def compose_body(self) -> ComposeResult:
@@ -213,6 +214,7 @@ class TrainScreen(WizardScreen):
         self.info = None
         self.history = RunHistory()
         self.replayed = False
+        self.shown_gpus = ""
         self.query_one(ContentSwitcher).current = "loss-chart"
         self.query_one(LossChart).set_series([], [], None)
         self.query_one(Log).clear()
@@ -255,7 +257,8 @@ class TrainScreen(WizardScreen):
             self.query_one(Log).write_lines(message.log_lines)
         self.query_one(RunStats).numbers = _numbers(message.info, history)
         self._show_banner()
-        if state_changed:
+        if state_changed or history.gpus != self.shown_gpus:
+            self.shown_gpus = history.gpus
             self.refresh_bindings()
             self._show_note(message.info)
             if message.info.state == "completed" and message.run_dir == self.wizard.run_dir:
@@ -268,6 +271,8 @@ class TrainScreen(WizardScreen):
             text = f"Run {info.id} completed; best adapter: {display_path(info.dir / 'adapter')}"
         else:
             text = f"Run {info.id} is {info.state}; p resumes it from its newest checkpoint"
+        if self.history.gpus:  # e.g. pinned to one of several GPUs (engine.devices)
+            text += f"  ·  {self.history.gpus}"
         self.query_one("#train-note", Static).update(text)
 
     def _show_banner(self) -> None:

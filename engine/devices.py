@@ -1,0 +1,82 @@
+"""Which GPUs a run's worker sees, decided before it starts.
+
+With `num_processes = 1` (the default) on a machine with several GPUs, a worker that sees
+every GPU trains badly: transformers' Trainer wraps a LoRA model in `nn.DataParallel`
+(which splits a padding-free row's `cu_seq_lens` across replicas), and with QLoRA it
+skips the wrap but still multiplies its batch arithmetic by the GPU count. tunedeck
+therefore pins such a worker to the first visible GPU through `CUDA_VISIBLE_DEVICES`
+and says so (the runtime event's `gpus` text, shown on the Train screen); training on
+all of them is `num_processes = N` (torchrun, one process per GPU).
+
+Counting GPUs must not import torch (the TUI starts the worker and stays light): the
+NVIDIA driver lists one directory per GPU under /proc/driver/nvidia/gpus.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+NVIDIA_GPUS_DIR = Path("/proc/driver/nvidia/gpus")
+"""One entry per GPU the NVIDIA driver knows (absent without the driver)."""
+
+GPU_NOTE_ENV = "TUNEDECK_GPUS"
+"""Carries the placement text from the starting process to the worker's runtime event."""
+
+
+@dataclass(frozen=True)
+class GpuPlacement:
+    """The GPUs one worker launch uses, and the words that say so."""
+
+    env: dict[str, str]
+    """Variables to add to the worker's environment (empty: leave it as it is)."""
+    note: str
+    """What the run uses, for the runtime event and the Train screen ("" without GPUs)."""
+
+
+def count_nvidia_gpus(gpus_dir: Path = NVIDIA_GPUS_DIR) -> int:
+    """GPUs the NVIDIA driver lists; 0 where there is no driver."""
+    try:
+        return sum(1 for _ in gpus_dir.iterdir())
+    except OSError:
+        return 0
+
+
+def visible_gpu_ids(env: Mapping[str, str], gpu_count: int) -> list[str]:
+    """The GPU ids a process started with `env` may use (CUDA_VISIBLE_DEVICES, else all)."""
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return [str(index) for index in range(gpu_count)]
+    return [part.strip() for part in listed.split(",") if part.strip()]
+
+
+def place_worker(
+    num_processes: int, env: Mapping[str, str] | None = None, gpu_count: int | None = None
+) -> GpuPlacement:
+    """Pin a single-process worker to one GPU; let torchrun spread several processes.
+
+    Args:
+        num_processes: the run's `num_processes`.
+        env: the environment the worker inherits (default: this process's).
+        gpu_count: GPUs on the machine (default: counted from the NVIDIA driver).
+    """
+    env = os.environ if env is None else env
+    count = count_nvidia_gpus() if gpu_count is None else gpu_count
+    visible = visible_gpu_ids(env, count)
+    if not visible or count == 0:
+        return GpuPlacement({}, "")
+    if num_processes <= 1:
+        if len(visible) == 1:
+            return GpuPlacement({GPU_NOTE_ENV: f"GPU {visible[0]}"}, f"GPU {visible[0]}")
+        note = (
+            f"GPU {visible[0]} only (pinned: {len(visible)} GPUs visible; set "
+            f"num_processes = {len(visible)} to train on all of them)"
+        )
+        return GpuPlacement({"CUDA_VISIBLE_DEVICES": visible[0], GPU_NOTE_ENV: note}, note)
+    used = visible[:num_processes]
+    note = f"GPUs {','.join(used)}, one process each"
+    if num_processes > len(visible):
+        note = f"{num_processes} processes on {len(visible)} visible GPUs (more than one a GPU)"
+    return GpuPlacement({GPU_NOTE_ENV: note}, note)
