@@ -1,8 +1,9 @@
 """The eval table: one row per held-out example, base vs fine-tuned side by side.
 
 A DataTable that keeps the rows it shows (engine.review.EvalRow), so the screen can ask
-which example the cursor is on. Texts are flattened to one line and cut to the column;
-the detail view (tui/dialogs/eval_detail.py) shows them in full.
+which example the cursor is on. Answers are digested (engine.answer_digest): a label with
+✓ / ✗, the JSON fields that differ from the reference, or free text on one line, cut to
+the column; the detail view (tui/dialogs/eval_detail.py) shows them in full.
 
 BINDINGS (besides DataTable's arrows, page keys, home / end and enter):
     j / k: cursor down / up
@@ -10,11 +11,13 @@ BINDINGS (besides DataTable's arrows, page keys, home / end and enter):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from engine.answer_digest import answer_digest, label_key_of
 from engine.eval_options import BASE_SYSTEMS, TUNED
 from engine.review import EvalRow
 
@@ -41,6 +44,26 @@ def best_base_system(row: EvalRow) -> str | None:
     return max(present, key=lambda s: row.score("primary", s) or 0.0)
 
 
+def rows_label_key(rows: Sequence[EvalRow]) -> str | None:
+    """The JSON key of the rows' labels ("" the whole answer; None: no labels).
+
+    Rows store each reference's label as scored, not the key: the key is found per row
+    and the most common one wins, so one odd reference does not change every cell.
+    """
+    keys = Counter(
+        key
+        for row in rows
+        if (key := label_key_of(row.reference, reference_label(row))) is not None
+    )
+    return keys.most_common(1)[0][0] if keys else None
+
+
+def reference_label(row: EvalRow) -> str | None:
+    """The reference's label as the metrics stored it (None: the data has no labels)."""
+    labels = (s.get("ref_label") for s in row.scores.values())
+    return next((label for label in labels if isinstance(label, str)), None)
+
+
 def score_cell(row: EvalRow) -> str:
     """`0.25→1.00`: the better base's primary score, then the fine-tuned one."""
     base, tuned = row.best_base, row.score("primary", TUNED)
@@ -60,6 +83,8 @@ class EvalTableView(DataTable[str]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.shown: list[EvalRow] = []
+        self.label_key: str | None = None
+        """The label key of the rows shown (engine.labels), for the answer digests."""
 
     def on_mount(self) -> None:
         for title, width in COLUMNS:
@@ -75,6 +100,7 @@ class EvalTableView(DataTable[str]):
     def show_rows(self, rows: Sequence[EvalRow], keep: int | None = None) -> None:
         """Replace the rows; the cursor goes to example `keep` when it is still shown."""
         self.shown = list(rows)
+        self.label_key = rows_label_key(self.shown)
         self.clear()
         for row in self.shown:
             self.add_row(*self._cells(row), key=str(row.index))
@@ -86,12 +112,17 @@ class EvalTableView(DataTable[str]):
         widths = [width for _, width in COLUMNS]
         base = best_base_system(row)
         mark = MARK_LABELS.get(row.mark, "·") + ("*" if row.note else "")
+        key = self.label_key
+
+        def digest(output: str | None) -> str | None:
+            return None if output is None else answer_digest(output, row.reference, key)
+
         return [
             str(row.index + 1),
             one_line(row.prompt, widths[1]),
-            one_line(row.reference, widths[2]),
-            one_line(row.outputs.get(base) if base else None, widths[3]),
-            one_line(row.tuned, widths[4]),
+            one_line(answer_digest(row.reference, None, key), widths[2]),
+            one_line(digest(row.outputs.get(base) if base else None), widths[3]),
+            one_line(digest(row.tuned), widths[4]),
             score_cell(row),
             mark,
         ]
