@@ -1,26 +1,37 @@
 """Blind A/B review: two answers to one example, sides shuffled, system names hidden.
 
-The screen hands the dialog its pairs and a `record` function (it saves the preference
-and returns the updated statistics), so the dialog itself touches no files.
+Above the answers, the prompt they answer: the user's turn in full, earlier turns on one
+line each, the system prompt collapsed to its first words (enter on it shows it all). The
+reference stays hidden until asked for (`r`), and hides again at the next pair, so that
+it does not sway a judgement it is not part of. Everything scrolls at 80x24.
 
-BINDINGS: 1 left is better, 2 right is better, t tie, escape stops.
+The screen hands the dialog its pairs, the rows they come from, and a `record` function
+(it saves the preference and returns the updated statistics): the dialog touches no files.
+
+BINDINGS: 1 left is better, 2 right is better, t tie, r show / hide the reference,
+escape stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Collapsible, Static
 
-from engine.review import AbPair, AbStats
+from engine.review import AbPair, AbStats, EvalRow
 from tui.paths import stylesheet
 
 RecordFn = Callable[[AbPair, str], AbStats]
 """Saves one preference ("left" / "right" / "tie"); returns the win rate so far."""
+SYSTEM_WORDS = 60
+"""Characters of the system prompt in its collapsed title."""
+TURN_CHARS = 100
+"""Characters of each earlier turn of a conversation."""
+KEYS = "1: left better  2: right better  t: tie  r: {} reference  escape: stop"
 
 
 def stats_line(stats: AbStats | None) -> str:
@@ -34,6 +45,25 @@ def stats_line(stats: AbStats | None) -> str:
     )
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def system_prompt(row: EvalRow) -> str:
+    """The system prompt the example was asked with ("" when there is none)."""
+    return "\n".join(m["content"] for m in row.messages if m.get("role") == "system")
+
+
+def earlier_turns(row: EvalRow) -> str:
+    """The turns before the last user turn, one shortened line each ("" for one turn)."""
+    turns = [m for m in row.messages if m.get("role") != "system"]
+    last_user = max((i for i, m in enumerate(turns) if m.get("role") == "user"), default=None)
+    earlier = turns[:last_user] if last_user is not None else []
+    return "\n".join(f"{m['role']}: {shorten(m['content'], TURN_CHARS)}" for m in earlier)
+
+
 class AbReviewDialog(ModalScreen[int]):
     """Dismisses with the number of preferences recorded."""
 
@@ -42,29 +72,46 @@ class AbReviewDialog(ModalScreen[int]):
         Binding("1", "choose('left')", "Left better"),
         Binding("2", "choose('right')", "Right better"),
         Binding("t", "choose('tie')", "Tie"),
+        Binding("r", "toggle_reference", "Reference"),
         Binding("escape", "done", "Stop"),
     ]
 
-    def __init__(self, pairs: list[AbPair], record: RecordFn, stats: AbStats | None) -> None:
+    def __init__(
+        self,
+        pairs: list[AbPair],
+        record: RecordFn,
+        stats: AbStats | None,
+        rows: Mapping[int, EvalRow],
+    ) -> None:
+        """`rows`: the examples of the pairs by index, for their prompt and reference."""
         super().__init__()
         self.pairs = pairs
         self.record = record
         self.stats = stats
+        self.rows = rows
         self.position = 0
         self.recorded = 0
+        self.show_reference = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ab-box", classes="dialog") as box:
             box.border_title = "Blind A/B: which answer is better?"
-            yield Static("", id="ab-prompt", markup=False)
-            with Horizontal(id="ab-sides"):
-                yield Static("", id="ab-left", classes="ab-side", markup=False)
-                yield Static("", id="ab-right", classes="ab-side", markup=False)
+            yield Static("", id="ab-progress", markup=False)
+            with VerticalScroll(id="ab-scroll"):
+                with Collapsible(title="system prompt", id="ab-system"):
+                    yield Static("", id="ab-system-text", markup=False)
+                yield Static("", id="ab-context", markup=False)
+                yield Static("", id="ab-prompt", markup=False)
+                yield Static("", id="ab-reference", markup=False)
+                with Horizontal(id="ab-sides"):
+                    yield Static("", id="ab-left", classes="ab-side", markup=False)
+                    yield Static("", id="ab-right", classes="ab-side", markup=False)
             yield Static("", id="ab-stats", markup=False)
-            yield Static("1: left better   2: right better   t: tie   escape: stop", id="ab-keys")
+            yield Static("", id="ab-keys", markup=False)
 
     def on_mount(self) -> None:
         self._show()
+        self.query_one("#ab-scroll", VerticalScroll).focus()
 
     @property
     def pair(self) -> AbPair | None:
@@ -72,17 +119,47 @@ class AbReviewDialog(ModalScreen[int]):
 
     def _show(self) -> None:
         pair = self.pair
-        left, right = self.query_one("#ab-left", Static), self.query_one("#ab-right", Static)
-        progress = f"{min(self.position + 1, len(self.pairs))}/{len(self.pairs)}"
+        row = self.rows.get(pair.index) if pair is not None else None
+        self.query_one("#ab-scroll", VerticalScroll).display = pair is not None
+        progress = self.query_one("#ab-progress", Static)
         if pair is None:
-            self.query_one("#ab-prompt", Static).update("All pairs rated. escape closes.")
-            left.update("")
-            right.update("")
+            progress.update("All pairs rated. escape closes.")
         else:
-            self.query_one("#ab-prompt", Static).update(f"Example {pair.index + 1} ({progress})")
-            left.update(f"1 (left)\n\n{pair.left_text}")
-            right.update(f"2 (right)\n\n{pair.right_text}")
+            position = f"{self.position + 1}/{len(self.pairs)}"
+            progress.update(f"Example {pair.index + 1} ({position})")
+            self._show_prompt(row)
+            self.query_one("#ab-left", Static).update(f"1 (left)\n\n{pair.left_text}")
+            self.query_one("#ab-right", Static).update(f"2 (right)\n\n{pair.right_text}")
+            self.query_one("#ab-scroll", VerticalScroll).scroll_home(animate=False)
+        self._show_reference(row)
         self.query_one("#ab-stats", Static).update(stats_line(self.stats))
+
+    def _show_prompt(self, row: EvalRow | None) -> None:
+        system = system_prompt(row) if row is not None else ""
+        collapsible = self.query_one("#ab-system", Collapsible)
+        collapsible.display = bool(system)
+        collapsible.title = f"system prompt: {shorten(system, SYSTEM_WORDS)}"
+        collapsible.collapsed = True
+        self.query_one("#ab-system-text", Static).update(system)
+        context = self.query_one("#ab-context", Static)
+        context.update(earlier_turns(row) if row is not None else "")
+        context.display = bool(row is not None and earlier_turns(row))
+        prompt = row.prompt if row is not None else "(the prompt of this example is not loaded)"
+        self.query_one("#ab-prompt", Static).update(f"prompt\n{prompt}")
+
+    def _show_reference(self, row: EvalRow | None) -> None:
+        reference = self.query_one("#ab-reference", Static)
+        shown = self.show_reference and row is not None
+        reference.display = shown
+        reference.update(f"reference\n{row.reference}" if shown and row is not None else "")
+        keys = KEYS.format("hide" if shown else "show")
+        self.query_one("#ab-keys", Static).update(keys)
+
+    def action_toggle_reference(self) -> None:
+        if self.pair is None:
+            return
+        self.show_reference = not self.show_reference
+        self._show_reference(self.rows.get(self.pair.index))
 
     def action_choose(self, preferred: str) -> None:
         pair = self.pair
@@ -92,6 +169,7 @@ class AbReviewDialog(ModalScreen[int]):
         self.stats = self.record(pair, preferred)
         self.recorded += 1
         self.position += 1
+        self.show_reference = False  # each judgement starts blind to the reference
         self._show()
 
     def action_done(self) -> None:

@@ -99,7 +99,9 @@ class ReviewKeys:
         def record(pair: AbPair, side: str) -> AbStats:
             return self.backend.record_preference(run_dir, pair, side, against)
 
-        self.app.push_screen(AbReviewDialog(pairs, record, stats), lambda _: self._refresh_review())
+        rows = {row.index: row for row in ordered}
+        dialog = AbReviewDialog(pairs, record, stats, rows)
+        self.app.push_screen(dialog, lambda _: self._refresh_review())
 
     def action_export(self) -> None:
         if self.table is None or self.run_dir is None or not self.table.rows:
