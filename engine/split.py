@@ -147,12 +147,16 @@ def _labels(examples: Sequence[Example], scheme: LabelScheme | None) -> list[str
     return [scheme.label_of(e.answer) or NO_LABEL for e in examples]
 
 
+def val_target(n: int, val_fraction: float) -> int:
+    """Validation examples a split of `n` examples aims at (whole groups may leave it short)."""
+    return min(n - 1, max(1, round(n * val_fraction)))
+
+
 def _choose(
     groups: list[list[int]], labels: list[str], val_fraction: float, seed: int
 ) -> list[int]:
     """Group ids for validation: per-label quotas first, then fill to the overall target."""
-    n = sum(len(g) for g in groups)
-    target = min(n - 1, max(1, round(n * val_fraction)))
+    target = val_target(sum(len(g) for g in groups), val_fraction)
     # A group's label: its most common one (ties: alphabetical), so quotas stay honest.
     group_label = [
         min(Counter(labels[i] for i in g).most_common(), key=lambda lc: (-lc[1], lc[0]))[0]
