@@ -3,8 +3,9 @@
 Per example: exact match, token F1 and ROUGE-L against the reference; for JSON references
 validity, same keys and per-key match; for labelled data the predicted label. The primary
 score (what "better" means when two systems are compared on one example) is the label's
-correctness when the answers are labels, the share of exactly matched keys when they are
-JSON objects, and ROUGE-L otherwise.
+correctness when a field is a class label (engine.labels.is_class_label), field accuracy
+(the share of the reference's fields matched exactly) when the answers are other JSON
+objects, and ROUGE-L otherwise.
 
 Text is compared after NFKC normalisation, case folding and whitespace collapsing; tokens
 are runs of Unicode word characters, so punctuation and JSON syntax do not count as words.
@@ -28,8 +29,9 @@ from typing import Any, Literal
 
 from engine.labels import LabelScheme, parse_json_object
 
-METRICS_VERSION = 1
-"""Bumped when a per-example score changes meaning: stored rows are re-scored on load."""
+METRICS_VERSION = 2
+"""2: label accuracy only for class labels, JSON extraction scored by field accuracy.
+Bumped when a per-example score changes meaning: stored rows are re-scored on load."""
 FAIL_ROUGE = 0.5
 """Free-text answers below this ROUGE-L (and not exact) count as failures in review."""
 NO_LABEL = "(none)"
@@ -174,17 +176,34 @@ class ScoringContext:
     """How the summary names the primary score, e.g. "category accuracy"."""
 
 
-def scoring_context(references: Sequence[str], train_answers: Iterable[str]) -> ScoringContext:
-    """Choose the label scheme (from the training answers) and the primary score."""
-    from engine.labels import detect_labels
+def scoring_context(
+    references: Sequence[str],
+    train_answers: Iterable[str],
+    train_prompts: Sequence[str] | None = None,
+    instructions: str = "",
+) -> ScoringContext:
+    """Choose the label scheme (from the training answers) and the primary score.
 
-    scheme = detect_labels(train_answers)
+    Label accuracy only when a field really is a class label (engine.labels.is_class_label:
+    word-like values from a small set, chosen rather than copied from the prompt); JSON
+    objects otherwise are extraction, scored field by field ("field accuracy": the share
+    of the reference's fields matched exactly), free text by ROUGE-L.
+
+    Args:
+        train_prompts: the user message of each training answer, in the same order (None:
+            the copied-from-the-prompt check is skipped).
+        instructions: the data's system prompt text(s).
+    """
+    from engine.labels import class_label_scheme
+
+    answers = list(train_answers)
+    scheme = class_label_scheme(answers, train_prompts, instructions)
     if scheme is not None:
         name = "label" if not scheme.key else scheme.key
         return ScoringContext(scheme, "label", f"{name} accuracy")
     json_share = sum(parse_json(r) is not None for r in references) / max(1, len(references))
     if json_share >= 0.9:
-        return ScoringContext(None, "json_keys", "JSON key match")
+        return ScoringContext(None, "json_keys", "field accuracy")
     return ScoringContext(None, "rouge_l", "ROUGE-L")
 
 

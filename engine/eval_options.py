@@ -1,4 +1,4 @@
-"""What an evaluation does: systems, few-shot k, sampling, limits, judge; and its flags.
+"""What an evaluation does: eval set, systems, few-shot k, sampling, limits, judge; flags.
 
 One set of flags for `tunedeck eval RUN` and `python -m engine.evaluate RUN_DIR`, so the
 TUI starts the detached process with exactly what the CLI would have run
@@ -81,6 +81,9 @@ class EvalOptions:
     probes: bool = True
     """Ask the general-ability probes (base and fine-tuned)."""
     judge: JudgeConfig | None = None
+    data: str | None = None
+    """A test file to score instead of the validation split (an absolute path: the
+    detached process runs in the run directory); None: the validation split."""
 
     def __post_init__(self) -> None:
         for system in self.systems or ():
@@ -109,11 +112,12 @@ class EvalOptions:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation flags (shared by `tunedeck eval` and `python -m engine.evaluate`)."""
     add = parser.add_argument
+    add("--data", metavar="FILE", help="score this test file instead of the validation split")
     add("--systems", metavar="LIST", help=f"comma-separated: {','.join(SYSTEMS)},tuned@STEP")
     add("--baseline", action="store_true", help="base systems only (before training ends)")
     add("--checkpoints", action="store_true", help="also each saved checkpoint (tuned@STEP)")
     add("--few-shot", type=int, default=3, metavar="K", help="few-shot examples (default 3)")
-    add("--max-examples", type=int, metavar="N", help="only the first N validation examples")
+    add("--max-examples", type=int, metavar="N", help="only the first N examples of the set")
     add("--max-new-tokens", type=int, metavar="N", help="answer length limit (default: auto)")
     add("--max-new-tokens-cap", type=int, default=512, metavar="N", help="auto limit's cap")
     add("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
@@ -163,7 +167,9 @@ def from_args(args: argparse.Namespace) -> EvalOptions:
             rubric=_rubric(args.judge_rubric),
             against=args.judge_against,
         )
+    data = str(Path(args.data).expanduser().resolve()) if args.data else None
     return EvalOptions(
+        data=data,
         systems=systems,
         checkpoints=args.checkpoints,
         few_shot=args.few_shot,
@@ -190,6 +196,7 @@ def to_argv(options: EvalOptions) -> list[str]:
     """Flags that `from_args` turns back into `options` (for the detached process)."""
     argv: list[str] = []
     pairs: list[tuple[str, Any]] = [
+        ("--data", options.data),
         ("--systems", ",".join(options.systems) if options.systems else None),
         ("--few-shot", options.few_shot),
         ("--max-examples", options.max_examples),

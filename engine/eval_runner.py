@@ -28,13 +28,14 @@ from engine.eval_generate import (
 from engine.eval_metrics import METRICS_VERSION
 from engine.eval_options import BASE_FEW, BASE_SYSTEMS, TUNED, EvalOptions
 from engine.eval_probes import pending_probes, probe_settings
+from engine.eval_sets import EvalSet, prepare_test_set, validation_set
 from engine.eval_store import (
     LOSS_FILE,
     append_jsonl,
-    eval_dir,
     fingerprint,
     keep_current,
     read_jsonl,
+    set_dir,
     system_file,
 )
 from engine.eval_summary import (
@@ -42,7 +43,6 @@ from engine.eval_summary import (
     build_summary,
     read_split,
     score_output,
-    source_lines,
     stronger_base,
     system_rows,
     write_summary,
@@ -75,11 +75,18 @@ class Evaluation:
         self.run_dir, self.options, self.systems, self.notes = run_dir, options, systems, notes
         self.emit = emit
         self.cfg = load_config(run_dir / "config.toml")
-        self.val = read_split(run_dir, "val")
+        self.eval_set: EvalSet = (
+            prepare_test_set(run_dir, options.data) if options.data else validation_set(run_dir)
+        )
+        self.set_name = self.eval_set.name
+        self.val = self.eval_set.examples
+        """The examples scored: the validation split, or the test file's."""
         self.train = read_split(run_dir, "train")
         self.count = min(len(self.val), options.max_examples or len(self.val))
-        self.lines = source_lines(run_dir, self.val)
+        self.lines = self.eval_set.lines
         self.ctx, self.index = build_scoring(self.train, [e.answer for e in self.val])
+        if self.eval_set.is_test:
+            self.notes = [*notes, *_leakage_notes(self.train, self.eval_set)]
         self.tokenizer = load_eval_tokenizer(self.cfg.model)
         limit = options.max_new_tokens or max_new_tokens_for(
             self.tokenizer, [e.answer for e in self.val], options.max_new_tokens_cap
@@ -102,7 +109,13 @@ class Evaluation:
     def run(self) -> dict[str, Any]:
         for note in self.notes:
             self.emit("eval_note", message=note)
-        self.emit("eval_started", systems=self.systems, examples=self.count)
+        self.emit(
+            "eval_started",
+            systems=self.systems,
+            examples=self.count,
+            eval_set=self.set_name,
+            scored=self.eval_set.describe(self.count),
+        )
         for group in model_groups(self.run_dir, self.systems):
             self._group(group)
         judge, judge_error = None, None
@@ -120,16 +133,20 @@ class Evaluation:
             {
                 "examples": self.count,
                 "val_examples": len(self.val),
+                "eval_set": self.eval_set.to_json(self.count),
                 "settings": {"few_shot": self.options.few_shot, **asdict(self.sampling)},
                 "notes": self.notes,
                 "probes": self._drift(),
                 "judge": judge,
             },
+            self.set_name,
         )
-        write_summary(self.run_dir, summary)
+        write_summary(self.run_dir, summary, self.set_name)
         if judge_error is not None:
             raise judge_error
-        self.emit("eval_done", verdict=summary["verdict"], systems=self.systems)
+        self.emit(
+            "eval_done", verdict=summary["verdict"], systems=self.systems, eval_set=self.set_name
+        )
         return summary
 
     def _group(self, group: ModelGroup) -> None:
@@ -235,14 +252,14 @@ class Evaluation:
                 return False
             return index >= len(shas) or row.get("prompt_sha") == shas[index]
 
-        rows = keep_current(system_file(self.run_dir, plan.system), current)
+        rows = keep_current(system_file(self.run_dir, plan.system, self.set_name), current)
         done = {row["index"] for row in rows}
         return [i for i in range(self.count) if i not in done]
 
     def _generate(self, plan: SystemPlan, todo: list[int]) -> None:
         from engine.eval_generate import generation_batches
 
-        path, total = system_file(self.run_dir, plan.system), self.count
+        path, total = system_file(self.run_dir, plan.system, self.set_name), self.count
         done = total - len(todo)
         weights = "base" if plan.system in BASE_SYSTEMS else plan.system
         self.emit("eval_progress", phase="generate", system=plan.system, done=done, total=total)
@@ -313,7 +330,7 @@ class Evaluation:
     def _loss_done(self, name: str, weights: str) -> bool:
         settings = self._loss_settings(weights)
         rows = keep_current(
-            eval_dir(self.run_dir) / LOSS_FILE,
+            set_dir(self.run_dir, self.set_name) / LOSS_FILE,
             lambda r: r.get("model") != name or r.get("settings") == settings,
             key=lambda r: r.get("model"),
         )
@@ -341,13 +358,13 @@ class Evaluation:
             "tokens": tokens,
             "time": time.time(),
         }
-        append_jsonl(eval_dir(self.run_dir) / LOSS_FILE, [row])
+        append_jsonl(set_dir(self.run_dir, self.set_name) / LOSS_FILE, [row])
         self.emit(
             "eval_progress", phase="loss", system=name, done=len(self.val), total=len(self.val)
         )
 
     def _system_losses(self) -> dict[str, float | None]:
-        rows = read_jsonl(eval_dir(self.run_dir) / LOSS_FILE)
+        rows = read_jsonl(set_dir(self.run_dir, self.set_name) / LOSS_FILE)
         by_model = {
             r.get("model"): r.get("loss")
             for r in rows
@@ -391,7 +408,7 @@ class Evaluation:
         config = self.options.judge
         assert config is not None
         rows = {
-            s: system_rows(self.run_dir, s, self.count)
+            s: system_rows(self.run_dir, s, self.count, self.set_name)
             for s in self.systems
             if s in (*BASE_SYSTEMS, TUNED)
         }
@@ -412,8 +429,20 @@ class Evaluation:
         def progress(done: int, total: int) -> None:
             self.emit("eval_progress", phase="judge", system=TUNED, done=done, total=total)
 
-        verdicts = judge_items(self.run_dir, config, against, items, progress=progress)
+        verdicts = judge_items(
+            self.run_dir, config, against, items, progress=progress, eval_set=self.set_name
+        )
         return asdict(judge_stats(verdicts, against))
+
+
+def _leakage_notes(train: list[Any], eval_set: EvalSet) -> list[str]:
+    """A note when test examples repeat (or nearly repeat) training examples."""
+    from engine.split_groups import check_leakage
+
+    leakage = check_leakage(train, eval_set.examples)
+    if leakage.is_clean:
+        return []
+    return [f"{eval_set.title} overlaps the training data: {leakage.summary()}"]
 
 
 def _mean_primary(rows: list[dict[str, Any]]) -> float | None:

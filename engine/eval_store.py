@@ -11,6 +11,17 @@
     eval/options.json     the options last chosen for the run in the TUI (as flags)
     eval.lock             held by a running evaluation (flock; in the run directory)
 
+Eval sets. The files above score the run's validation split (the set VALIDATION). A test
+file (`tunedeck eval RUN --data FILE`) is an eval set of its own, named
+`test-<file stem>-<first 8 hex of its sha256>`, with its results in `eval/<set name>/`:
+the same system, loss, judge, review, A/B and summary files, plus
+
+    eval/<set>/set.json        the source path, sha256, format, example count and lines
+    eval/<set>/examples.jsonl  the examples as scored (normalised chat form)
+
+so a later validation eval never mixes with it, and an edited test file is a new set.
+Probes ask the same questions whatever the set, and stay in eval/probes.jsonl.
+
 Rows carry a `settings` fingerprint of everything that decided them (model, adapter
 weights, prompt kind, sampling); rows whose fingerprint differs from the current one are
 stale and are redone, the rest are kept: that is what makes evaluation resumable.
@@ -23,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +49,12 @@ SUMMARY_FILE = "summary.json"
 OPTIONS_FILE = "options.json"
 LOCK_FILE = "eval.lock"
 LOG_FILE = "eval.log"
+SET_FILE = "set.json"
+SET_EXAMPLES = "examples.jsonl"
+VALIDATION = "validation"
+"""The eval set of the run's own validation split (its results directly in eval/)."""
+TEST_PREFIX = "test-"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def eval_dir(run_dir: Path) -> Path:
@@ -46,9 +64,46 @@ def eval_dir(run_dir: Path) -> Path:
     return path
 
 
-def system_file(run_dir: Path, system: str) -> Path:
-    """The generations of one system: `eval/<system>.jsonl`."""
-    return eval_dir(run_dir) / f"{system}.jsonl"
+def test_set_name(source: Path, sha256: str) -> str:
+    """The eval set of a test file: `test-<stem>-<8 hex of its content hash>`."""
+    stem = _UNSAFE.sub("_", source.stem).strip("._")[:40] or "data"
+    return f"{TEST_PREFIX}{stem}-{sha256[:8]}"
+
+
+def is_test_set(name: str) -> bool:
+    """A test file's set name (what test_set_name makes), never a path."""
+    return name.startswith(TEST_PREFIX) and not _UNSAFE.search(name) and ".." not in name
+
+
+def set_path(run_dir: Path, eval_set: str = VALIDATION) -> Path:
+    """Where an eval set's results live (not created): eval/ or eval/<set>/."""
+    if eval_set == VALIDATION:
+        return run_dir / EVAL_DIR
+    if not is_test_set(eval_set):
+        raise ValueError(f"not an eval set name: {eval_set!r}")
+    return run_dir / EVAL_DIR / eval_set
+
+
+def set_dir(run_dir: Path, eval_set: str = VALIDATION) -> Path:
+    """set_path, created on first use."""
+    path = set_path(run_dir, eval_set)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stored_sets(run_dir: Path) -> list[str]:
+    """The validation set, then every test set evaluated in the run, by name."""
+    tests = sorted(
+        marker.parent.name
+        for marker in (run_dir / EVAL_DIR).glob(f"{TEST_PREFIX}*/{SET_FILE}")
+        if is_test_set(marker.parent.name)
+    )
+    return [VALIDATION, *tests]
+
+
+def system_file(run_dir: Path, system: str, eval_set: str = VALIDATION) -> Path:
+    """The generations of one system on one eval set: `eval/[<set>/]<system>.jsonl`."""
+    return set_dir(run_dir, eval_set) / f"{system}.jsonl"
 
 
 def fingerprint(value: Any) -> str:
@@ -147,7 +202,9 @@ def keep_current(
     return list(kept.values())
 
 
-def stored_rows(run_dir: Path, systems: Iterable[str], limit: int | None = None) -> int:
+def stored_rows(
+    run_dir: Path, systems: Iterable[str], limit: int | None = None, eval_set: str = VALIDATION
+) -> int:
     """Generated rows of `systems` on disk (examples below `limit`): what a stop keeps.
 
     Counts every stored row; one made with other settings is counted until the next
@@ -155,7 +212,7 @@ def stored_rows(run_dir: Path, systems: Iterable[str], limit: int | None = None)
     """
     total = 0
     for system in systems:
-        rows = read_jsonl(system_file(run_dir, system))
+        rows = read_jsonl(system_file(run_dir, system, eval_set))
         indices = {r["index"] for r in rows if isinstance(r.get("index"), int)}
         total += sum(1 for i in indices if limit is None or i < limit)
     return total

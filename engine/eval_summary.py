@@ -1,17 +1,24 @@
-"""From stored rows to `eval/summary.json`: aggregates per system, comparisons, verdict.
+"""From stored rows to `eval/[<set>/]summary.json`: aggregates, comparisons, verdict.
 
-"Beats" is decided per example on the primary score (label correct, JSON keys matched,
-or ROUGE-L; see engine.eval_metrics): a win is a strictly higher score, equal scores are
-ties and counted as such. The fine-tuned model is compared with the *stronger* base
-system (higher mean primary score), because fine-tuning has to beat the cheap
-alternative, not the weakest one; the verdict says so in plain words, including when
-it does not win.
+"Beats" is decided per example on the primary score (label correct, field accuracy, or
+ROUGE-L; see engine.eval_metrics): a win is a strictly higher score, equal scores are
+ties. The fine-tuned model is compared with the *stronger* base system (higher mean
+primary score), because fine-tuning has to beat the cheap alternative, not the weakest
+one. Every system's mean primary score carries a 95 % interval, and the comparison an
+exact sign test on wins vs losses (engine.eval_stats).
+
+The verdict's rule: fine-tuned "beats" (or "is worse than") the base only when the
+paired test gives p < 0.05; otherwise it says "too few examples to tell". It never calls
+the two level on the primary score while another standard metric (exact match, valid
+JSON, same keys, ROUGE-L) differs clearly (a significant paired test, or a gap of 0.2 or
+more over at least six examples): it names that metric and the better system. It also
+says which examples it scored: "validation split, 14 examples" or "test file x.jsonl,
+70 examples".
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -28,12 +35,33 @@ from engine.eval_metrics import (
     scoring_context,
 )
 from engine.eval_options import BASE_FEW, BASE_SYSTEMS, BASE_ZERO, TUNED, system_title
-from engine.eval_store import SUMMARY_FILE, eval_dir, read_jsonl, system_file
+from engine.eval_sets import load_eval_set, read_split, source_lines
+from engine.eval_stats import (
+    PairedTest,
+    clear_difference,
+    format_p,
+    mean_interval,
+    paired_test,
+)
+from engine.eval_store import (
+    SET_EXAMPLES,
+    SUMMARY_FILE,
+    VALIDATION,
+    read_jsonl,
+    set_dir,
+    set_path,
+    system_file,
+)
 from engine.events import write_json_atomic
 from engine.formats import Example
 from engine.memorisation import TrainAnswerIndex, memorisation_scores
 
-_SHORT_TITLES = {BASE_ZERO: "zero-shot base", BASE_FEW: "few-shot base"}
+__all__ = ["read_split", "source_lines"]  # re-exported: the eval runner reads splits here
+
+_SHORT_TITLES = {BASE_ZERO: "zero-shot base", BASE_FEW: "few-shot base", TUNED: "fine-tuned"}
+SECONDARY = (("exact", "exact match"), ("json_valid", "valid JSON"),
+             ("same_keys", "same keys"), ("rouge_l", "ROUGE-L"))  # fmt: skip
+"""Standard metrics the verdict checks beside the primary score (per-example values)."""
 
 
 # ---------------------------------------------------------------------------
@@ -41,47 +69,40 @@ _SHORT_TITLES = {BASE_ZERO: "zero-shot base", BASE_FEW: "few-shot base"}
 # ---------------------------------------------------------------------------
 
 
-def read_split(run_dir: Path, name: str) -> list[Example]:
-    """A run's own copy of a split (`data/<name>.jsonl`); an empty file is no examples."""
-    from engine.formats import load_examples
-
-    path = run_dir / "data" / f"{name}.jsonl"
-    if not path.is_file() or path.stat().st_size == 0:
-        return []
-    return load_examples(path).examples
-
-
-def source_lines(run_dir: Path, val: list[Any]) -> list[int]:
-    """Each validation example's line in the user's source file (from the split manifest)."""
-    try:
-        manifest = json.loads((run_dir / "data" / "manifest.json").read_text(encoding="utf-8"))
-        lines = manifest.get("val_lines") or []
-    except (OSError, ValueError):
-        lines = []
-    if len(lines) == len(val) and all(isinstance(n, int) for n in lines):
-        return list(lines)
-    return [example.line for example in val]
+def _user_text(example: Example) -> str:
+    return "\n".join(m.content for m in example.messages if m.role == "user")
 
 
 def build_scoring(
     train: Sequence[Example], references: Sequence[str]
 ) -> tuple[ScoringContext, TrainAnswerIndex]:
     """The label scheme / primary score and the training-answer index of a run."""
-    ctx = scoring_context(references, (example.answer for example in train))
+    systems = dict.fromkeys(m.content for e in train for m in e.messages if m.role == "system")
+    ctx = scoring_context(
+        references,
+        [example.answer for example in train],
+        [_user_text(example) for example in train],
+        "\n".join(systems),
+    )
     index = TrainAnswerIndex([(example.line, example.answer) for example in train])
     return ctx, index
 
 
-@lru_cache(maxsize=4)
-def _run_scoring(run_dir: Path, stamp: float) -> tuple[ScoringContext, TrainAnswerIndex]:
-    val = read_split(run_dir, "val")
-    return build_scoring(read_split(run_dir, "train"), [e.answer for e in val])
+@lru_cache(maxsize=8)
+def _run_scoring(
+    run_dir: Path, eval_set: str, stamp: float
+) -> tuple[ScoringContext, TrainAnswerIndex]:
+    examples = load_eval_set(run_dir, eval_set).examples
+    return build_scoring(read_split(run_dir, "train"), [e.answer for e in examples])
 
 
-def run_scoring(run_dir: Path) -> tuple[ScoringContext, TrainAnswerIndex]:
-    """build_scoring for a run's frozen split (cached while the split files are unchanged)."""
-    stamp = max((p.stat().st_mtime for p in (run_dir / "data").glob("*.jsonl")), default=0.0)
-    return _run_scoring(run_dir, stamp)
+def run_scoring(
+    run_dir: Path, eval_set: str = VALIDATION
+) -> tuple[ScoringContext, TrainAnswerIndex]:
+    """build_scoring for a run's frozen split and eval set (cached while they are unchanged)."""
+    files = [*(run_dir / "data").glob("*.jsonl"), set_path(run_dir, eval_set) / SET_EXAMPLES]
+    stamp = max((p.stat().st_mtime for p in files if p.is_file()), default=0.0)
+    return _run_scoring(run_dir, eval_set, stamp)
 
 
 def score_output(
@@ -93,7 +114,9 @@ def score_output(
     return scores
 
 
-def system_rows(run_dir: Path, system: str, limit: int | None = None) -> list[dict[str, Any]]:
+def system_rows(
+    run_dir: Path, system: str, limit: int | None = None, eval_set: str = VALIDATION
+) -> list[dict[str, Any]]:
     """A system's stored rows in example order, re-scored if scored by an older version.
 
     Args:
@@ -101,12 +124,12 @@ def system_rows(run_dir: Path, system: str, limit: int | None = None) -> list[di
     """
     rows = [
         row
-        for row in read_jsonl(system_file(run_dir, system))
+        for row in read_jsonl(system_file(run_dir, system, eval_set))
         if isinstance(row.get("index"), int) and (limit is None or row["index"] < limit)
     ]
     rows.sort(key=lambda r: r["index"])
     if any(r.get("metrics_version") != METRICS_VERSION for r in rows):
-        ctx, index = run_scoring(run_dir)
+        ctx, index = run_scoring(run_dir, eval_set)
         for row in rows:
             if row.get("metrics_version") != METRICS_VERSION:
                 row["metrics"] = score_output(row["output"], row["reference"], ctx, index)
@@ -120,9 +143,12 @@ def system_rows(run_dir: Path, system: str, limit: int | None = None) -> list[di
 
 
 def system_stats(rows: Sequence[dict[str, Any]], loss: float | None) -> dict[str, Any]:
-    """A system's aggregate metrics (JSON-ready), plus loss, memorisation, answer lengths."""
+    """A system's aggregate metrics (JSON-ready), the primary score's 95 % interval, loss,
+    memorisation and answer lengths."""
     scores = [row["metrics"] for row in rows]
     stats = asdict(aggregate(scores))
+    interval = mean_interval([float(s["primary"]) for s in scores])
+    stats["primary_ci"] = asdict(interval) if interval is not None else None
     judged = [s for s in scores if s.get("memorised") is not None]
     stats["memorisation_judged"] = len(judged)
     stats["memorised"] = (
@@ -136,21 +162,48 @@ def system_stats(rows: Sequence[dict[str, Any]], loss: float | None) -> dict[str
     return stats
 
 
-def compare(rows: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Per-example wins / losses / ties of `rows` over `other` on the primary score."""
-    theirs = {r["index"]: r["metrics"]["primary"] for r in other}
-    wins = losses = ties = 0
+def _paired(
+    rows: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]], metric: str
+) -> tuple[list[float], list[float]]:
+    """Per-example values of one metric on the examples both systems answered and scored."""
+    theirs = {r["index"]: r["metrics"].get(metric) for r in other}
+    mine_values, their_values = [], []
     for row in rows:
-        if row["index"] not in theirs:
+        a, b = row["metrics"].get(metric), theirs.get(row["index"])
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            mine_values.append(float(a))
+            their_values.append(float(b))
+    return mine_values, their_values
+
+
+def _test_fields(test: PairedTest) -> dict[str, Any]:
+    return {"wins": test.wins, "losses": test.losses, "ties": test.ties, "n": test.n,
+            "p_value": round(test.p_value, 6), "significant": test.significant}  # fmt: skip
+
+
+def compare(rows: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-example wins / losses / ties of `rows` over `other` on the primary score, and
+    the exact sign test's two-sided p-value."""
+    return _test_fields(paired_test(*_paired(rows, other, "primary")))
+
+
+def secondary_differences(
+    rows: Sequence[dict[str, Any]], other: Sequence[dict[str, Any]], primary_kind: str
+) -> list[dict[str, Any]]:
+    """The standard metrics (SECONDARY) on which `rows` and `other` differ clearly."""
+    found = []
+    for metric, name in SECONDARY:
+        if metric == primary_kind:
             continue
-        mine, their = row["metrics"]["primary"], theirs[row["index"]]
-        if math.isclose(mine, their, abs_tol=1e-9):
-            ties += 1
-        elif mine > their:
-            wins += 1
-        else:
-            losses += 1
-    return {"wins": wins, "losses": losses, "ties": ties, "n": wins + losses + ties}
+        mine, theirs = _paired(rows, other, metric)
+        if not mine:
+            continue
+        test = paired_test(mine, theirs)
+        mean_mine, mean_theirs = sum(mine) / len(mine), sum(theirs) / len(theirs)
+        if clear_difference(test, mean_mine, mean_theirs):
+            found.append({"metric": metric, "name": name, "mine": round(mean_mine, 6),
+                          "theirs": round(mean_theirs, 6), **_test_fields(test)})  # fmt: skip
+    return found
 
 
 def stronger_base(stats: dict[str, dict[str, Any]]) -> str | None:
@@ -159,45 +212,87 @@ def stronger_base(stats: dict[str, dict[str, Any]]) -> str | None:
     return max(present, key=lambda s: stats[s]["primary"]) if present else None
 
 
-def verdict(
-    stats: dict[str, dict[str, Any]], comparison: dict[str, Any] | None, primary_name: str
-) -> str:
-    """The plain sentence at the top of the summary."""
-    if comparison is None and TUNED in stats:
-        return (
-            f"fine-tuned {primary_name} {_fmt(stats[TUNED]['primary'])} "
-            "(no base system evaluated to compare with)"
-        )
-    if comparison is None:
-        bases = [
-            f"{_SHORT_TITLES[s]} {primary_name} {_fmt(stats[s]['primary'])}"
-            for s in BASE_SYSTEMS
-            if s in stats
-        ]
-        return "baseline only (no fine-tuned model evaluated): " + ", ".join(bases)
-    against, n = comparison["against"], comparison["n"]
-    mine, theirs = stats[TUNED]["primary"], stats[against]["primary"]
-    scores = f"{primary_name} {_fmt(mine)} vs {_fmt(theirs)}"
-    title = _SHORT_TITLES[against]
-    wins, losses, ties = comparison["wins"], comparison["losses"], comparison["ties"]
-    if wins > losses:
-        return (
-            f"fine-tuned beats {title} on {wins}/{n} held-out examples "
-            f"(worse on {losses}, tied on {ties}; {scores})"
-        )
-    if wins == losses:
-        return (
-            f"fine-tuned does not beat {title}: better on {wins}/{n}, worse on {losses}, "
-            f"tied on {ties} ({scores})"
-        )
-    return (
-        f"fine-tuned is worse than {title}: better on {wins}/{n}, worse on {losses}, "
-        f"tied on {ties} ({scores})"
-    )
+# ---------------------------------------------------------------------------
+# The verdict
+# ---------------------------------------------------------------------------
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def with_interval(stats: dict[str, Any]) -> str:
+    """`0.93 [0.81, 0.98]`: a system's mean primary score and its 95 % interval."""
+    ci = stats.get("primary_ci")
+    text = _fmt(stats.get("primary"))
+    return f"{text} [{ci['low']:.2f}, {ci['high']:.2f}]" if ci else text
+
+
+def _counts(test: dict[str, Any]) -> str:
+    win = "win" if test["wins"] == 1 else "wins"
+    loss = "loss" if test["losses"] == 1 else "losses"
+    return f"{test['wins']} {win} / {test['losses']} {loss}, {format_p(test['p_value'])}"
+
+
+def _secondary_clause(item: dict[str, Any], against: str) -> str:
+    """`few-shot base is clearly better on exact match: 0.50 vs 0.25 (1 win / 5 losses, …)`."""
+    better = TUNED if item["mine"] > item["theirs"] else against
+    return (
+        f"{_SHORT_TITLES[better]} is clearly better on {item['name']}: fine-tuned "
+        f"{_fmt(item['mine'])} vs {_fmt(item['theirs'])} ({_counts(item)})"
+    )
+
+
+def verdict(
+    stats: dict[str, dict[str, Any]],
+    comparison: dict[str, Any] | None,
+    primary_name: str,
+    scored: str = "",
+) -> str:
+    """The plain sentence at the top of the summary.
+
+    Args:
+        comparison: fine-tuned vs the stronger base (compare's fields, `against`, and
+            `secondary`: secondary_differences), None when either side is missing.
+        scored: what was scored, e.g. "validation split, 14 examples".
+    """
+    where = f" ({scored})" if scored else ""
+    if comparison is None and TUNED in stats:
+        return (
+            f"fine-tuned {primary_name} {with_interval(stats[TUNED])} "
+            f"(no base system evaluated to compare with){where}"
+        )
+    if comparison is None:
+        bases = [
+            f"{_SHORT_TITLES[s]} {primary_name} {with_interval(stats[s])}"
+            for s in BASE_SYSTEMS
+            if s in stats
+        ]
+        return "baseline only (no fine-tuned model evaluated): " + ", ".join(bases) + where
+    against = comparison["against"]
+    title = _SHORT_TITLES[against]
+    scores = f"{with_interval(stats[TUNED])} vs {with_interval(stats[against])}"
+    figures = f"{scores}, {_counts(comparison)}"
+    wins, losses = comparison["wins"], comparison["losses"]
+    if comparison["significant"]:
+        better = wins > losses
+        head = f"fine-tuned {'beats' if better else 'is worse than'} {title} on {primary_name}"
+        others = [s for s in comparison.get("secondary", []) if (s["mine"] > s["theirs"]) != better]
+    elif wins == losses == 0:
+        head = f"fine-tuned and {title} score the same on every example's {primary_name}"
+        others = comparison.get("secondary", [])
+    else:
+        head = f"too few examples to tell fine-tuned from {title} on {primary_name}"
+        others = comparison.get("secondary", [])
+    text = f"{head}: {figures}"
+    if others:
+        text += "; but " + "; ".join(_secondary_clause(s, against) for s in others)
+    return text + where
+
+
+# ---------------------------------------------------------------------------
+# The summary file
+# ---------------------------------------------------------------------------
 
 
 def build_summary(
@@ -207,15 +302,17 @@ def build_summary(
     losses: dict[str, float | None],
     limit: int | None,
     extra: dict[str, Any],
+    eval_set: str = VALIDATION,
 ) -> dict[str, Any]:
     """Aggregates of `systems`, comparisons with the bases, and the verdict.
 
     Args:
-        losses: validation loss per system (the base model's for both base systems).
+        losses: loss on the set's examples per system (the base model's for both bases).
         limit: only examples with an index below it, the same set for every system.
-        extra: more top-level fields (settings, notes, probes, judge) stored as given.
+        extra: more top-level fields (settings, notes, probes, judge, `eval_set`: the
+            set's to_json) stored as given; `eval_set`'s description goes in the verdict.
     """
-    rows = {system: system_rows(run_dir, system, limit) for system in systems}
+    rows = {system: system_rows(run_dir, system, limit, eval_set) for system in systems}
     stats = {system: system_stats(rows[system], losses.get(system)) for system in systems}
     for system in systems:
         stats[system]["title"] = system_title(system)
@@ -228,6 +325,9 @@ def build_summary(
         if base in rows
     ]
     main = next((c for c in comparisons if c["system"] == TUNED and c["against"] == against), None)
+    if main is not None and against is not None:
+        main["secondary"] = secondary_differences(rows[TUNED], rows[against], ctx.primary)
+    scored = (extra.get("eval_set") or {}).get("description", "")
     return {
         "run": run_dir.name,
         "time": time.time(),
@@ -236,22 +336,22 @@ def build_summary(
         "systems": stats,
         "comparisons": comparisons,
         "against": against if main else None,
-        "verdict": verdict(stats, main, ctx.primary_name),
+        "verdict": verdict(stats, main, ctx.primary_name, scored),
         **extra,
     }
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
-    """Replace `eval/summary.json` atomically."""
-    path = eval_dir(run_dir) / SUMMARY_FILE
+def write_summary(run_dir: Path, summary: dict[str, Any], eval_set: str = VALIDATION) -> Path:
+    """Replace the set's `summary.json` atomically."""
+    path = set_dir(run_dir, eval_set) / SUMMARY_FILE
     write_json_atomic(path, summary)
     return path
 
 
-def load_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The last evaluation's summary, or None before the first one."""
+def load_summary(run_dir: Path, eval_set: str = VALIDATION) -> dict[str, Any] | None:
+    """The set's last evaluation summary, or None before the first one."""
     try:
-        data = json.loads((run_dir / "eval" / SUMMARY_FILE).read_text(encoding="utf-8"))
+        data = json.loads((set_path(run_dir, eval_set) / SUMMARY_FILE).read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

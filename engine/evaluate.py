@@ -1,5 +1,9 @@
 """Evaluate a run: base zero-shot, base few-shot and fine-tuned on the held-out examples.
 
+Held out means the run's validation split, or a separate test file (`options.data`,
+engine.eval_sets): the checkpoint kept was chosen on validation loss, so a test file is
+the cleaner judge of it.
+
 `run_eval(run_dir, options)` does it in this process (`tunedeck eval RUN`);
 `start_eval(run_dir, options)` starts `python -m engine.evaluate RUN_DIR [flags]` as a
 detached process (the TUI), which survives the viewer like the training worker does.
@@ -103,7 +107,7 @@ def start_eval(run_dir: Path, options: EvalOptions) -> int:
     """
     if eval_running(run_dir):
         raise EvalRunningError(f"an evaluation of run {run_dir.name} is already running")
-    check_validation_data(run_dir)
+    check_eval_data(run_dir, options)
     plan_systems(run_dir, options)
     command = [sys.executable, "-m", "engine.evaluate", str(run_dir), *to_argv(options)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -138,14 +142,30 @@ def stop_eval(run_dir: Path) -> bool:
 # ---------------------------------------------------------------------------
 
 
+def check_eval_data(run_dir: Path, options: EvalOptions) -> None:
+    """Raise when there is nothing to score: no validation split, or a bad test file.
+
+    Raises:
+        NoValidationDataError: no test file given and the run has no validation examples.
+        EvalDataError: the test file is unreadable or has a bad record (file and line).
+    """
+    if options.data:
+        from engine.eval_sets import read_test_file
+
+        read_test_file(options.data)
+    else:
+        check_validation_data(run_dir)
+
+
 def check_validation_data(run_dir: Path) -> None:
     """Raise NoValidationDataError when the run's validation split is empty."""
     path = run_dir / "data" / "val.jsonl"
     if not path.is_file() or path.stat().st_size == 0:
         raise NoValidationDataError(
             f"run {run_dir.name} has no validation examples to evaluate on",
-            hint="start a run with a validation split (data.val_fraction > 0, or --val-data "
-            "FILE); examples the model trained on say nothing about what it learned",
+            hint="score a separate test file (tunedeck eval RUN --data FILE), or start a run "
+            "with a validation split (data.val_fraction > 0, or --val-data FILE); examples "
+            "the model trained on say nothing about what it learned",
         )
 
 
@@ -292,7 +312,8 @@ def run_eval(
 
     with eval_lock(run_dir):
         try:
-            check_validation_data(run_dir)
+            if not options.data:  # a test file is read (and checked) by the evaluation
+                check_validation_data(run_dir)
             systems, notes = plan_systems(run_dir, options)
             return Evaluation(run_dir, options, systems, notes, emit).run()
         except TunedeckError as exc:

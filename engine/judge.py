@@ -25,11 +25,13 @@ from typing import Any, Literal
 from engine.errors import TunedeckError
 from engine.eval_store import (
     JUDGE_FILE,
+    VALIDATION,
     append_jsonl,
-    eval_dir,
     fingerprint,
     keep_current,
     read_jsonl,
+    set_dir,
+    set_path,
 )
 
 DEFAULT_RUBRIC = (
@@ -223,12 +225,13 @@ def judge_items(
     items: Sequence[JudgeItem],
     completer: Completer | None = None,
     progress: Callable[[int, int], None] | None = None,
+    eval_set: str = VALIDATION,
 ) -> list[dict[str, Any]]:
     """Judge tuned vs `against` on `items`, reusing verdicts already in judge.jsonl.
 
     Returns the current judge rows for these items (index order).
     """
-    path = eval_dir(run_dir) / JUDGE_FILE
+    path = set_dir(run_dir, eval_set) / JUDGE_FILE
     settings = config.settings()
     wanted = {item.index: fingerprint([item.reference, item.tuned, item.other]) for item in items}
 
@@ -264,9 +267,10 @@ def judge_rows(
     against: str | None = None,
     settings: str | None = None,
     outputs: dict[int, str] | None = None,
+    eval_set: str = VALIDATION,
 ) -> list[dict[str, Any]]:
-    """Stored verdicts, optionally only those for one comparison / settings / outputs."""
-    rows = read_jsonl(eval_dir(run_dir) / JUDGE_FILE)
+    """Stored verdicts (of one eval set), optionally for one comparison / settings / outputs."""
+    rows = read_jsonl(set_path(run_dir, eval_set) / JUDGE_FILE)
     rows = [
         r
         for r in rows

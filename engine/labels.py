@@ -16,8 +16,9 @@ so both agree on what a label is. The rule, general on purpose:
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,9 +126,14 @@ class LabelTally:
 
     def scheme(self) -> LabelScheme | None:
         """The label scheme of the answers counted so far, or None if they are not labels."""
+        candidates = self.schemes()
+        return candidates[0] if candidates else None
+
+    def schemes(self) -> list[LabelScheme]:
+        """Every candidate scheme, best first (what `scheme` picks from)."""
         n = self.answers
         if n < _MIN_EXAMPLES:
-            return None
+            return []
         limit = min(MAX_CLASSES, max(2, n // 2))
         keys = [
             (key, counts)
@@ -136,18 +142,21 @@ class LabelTally:
             and self._key_seen[key] >= _MIN_JSON_SHARE * n
             and 2 <= len(counts) <= limit
         ]
-        if keys:
-            named = [k for k in keys if k[0].lower() in LABEL_NAMES]
-            key, counts = min(named or keys, key=lambda k: _rank(k[0], k[1]))
-            return LabelScheme(key, dict(counts.most_common()))
+        named = sorted((k for k in keys if k[0].lower() in LABEL_NAMES), key=_rank_of)
+        others = sorted((k for k in keys if k[0].lower() not in LABEL_NAMES), key=_rank_of)
+        found = [LabelScheme(key, dict(counts.most_common())) for key, counts in named + others]
         short = self._short
         if (
             short is not None
             and self._short_seen >= _MIN_SHORT_SHARE * n
             and 2 <= len(short) <= limit
         ):
-            return LabelScheme(WHOLE_ANSWER, dict(short.most_common()))
-        return None
+            found.append(LabelScheme(WHOLE_ANSWER, dict(short.most_common())))
+        return found
+
+
+def _rank_of(item: tuple[str, Counter[str]]) -> tuple[int, int, str]:
+    return _rank(*item)
 
 
 def _rank(key: str, counts: Counter[str]) -> tuple[int, int, str]:
@@ -169,3 +178,85 @@ def detect_labels(answers: Iterable[str]) -> LabelScheme | None:
     for answer in answers:
         tally.add(answer, parse_json_object(answer))
     return tally.scheme()
+
+
+# ---------------------------------------------------------------------------
+# Class labels: when label accuracy is the right primary score of an evaluation
+# ---------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)(e[+-]?\d+)?")
+_LETTER = re.compile(r"[^\W\d_]")
+_EXTRACTED_SHARE = 0.5
+_NAMED_IN_INSTRUCTIONS = 2
+
+
+def _words_of(text: str) -> str:
+    """Case-folded words joined by single spaces, `_` and `-` read as spaces."""
+    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
+
+
+def _contains(text: str, label: str) -> bool:
+    words = _words_of(label)
+    return bool(words) and f" {words} " in f" {_words_of(text)} "
+
+
+def is_word_like(label: str) -> bool:
+    """A class name: a letter in it, at most MAX_LABEL_WORDS words, not a number."""
+    text = label.strip()
+    return (
+        bool(_LETTER.search(text))
+        and len(text.split()) <= MAX_LABEL_WORDS
+        and not _NUMBER.fullmatch(text.casefold())
+    )
+
+
+def is_class_label(
+    scheme: LabelScheme,
+    answers: Sequence[str],
+    prompts: Sequence[str] | None = None,
+    instructions: str = "",
+) -> bool:
+    """Is the scheme's field a class label (pick one of a fixed set), not an extracted value?
+
+    The rule, for the primary score of an evaluation (lint and split keep detect_labels):
+
+    1. every value is word-like: a letter in it, at most 4 words, not a number
+       (`quantity: 3` or `"12.5"` is a value to get right, not a class);
+    2. few values relative to the data (detect_labels: 2 to min(50, n / 2) distinct);
+    3. the value is chosen, not copied: in fewer than half of the examples does the
+       answer's value appear word for word in its own prompt (an order's `city` or
+       `product` is copied from the email; a ticket's `category` rarely is). The system
+       prompt naming at least two of the values ("one category: billing, bug, ...")
+       marks a fixed set outright and overrides this check.
+
+    Args:
+        answers / prompts: training answers and their user messages, in the same order
+            (prompts None: check 3 is skipped).
+        instructions: the system prompt text(s) of the data.
+    """
+    if not all(is_word_like(label) for label in scheme.counts):
+        return False
+    named = sum(_contains(instructions, label) for label in scheme.counts)
+    if named >= _NAMED_IN_INSTRUCTIONS or prompts is None:
+        return True
+    copied = total = 0
+    for answer, prompt in zip(answers, prompts, strict=False):
+        label = scheme.label_of(answer)
+        if label is None:
+            continue
+        total += 1
+        copied += _contains(prompt, label)
+    return total == 0 or copied < _EXTRACTED_SHARE * total
+
+
+def class_label_scheme(
+    answers: Sequence[str], prompts: Sequence[str] | None = None, instructions: str = ""
+) -> LabelScheme | None:
+    """The best candidate label scheme of the answers that is a class label (is_class_label)."""
+    tally = LabelTally()
+    for answer in answers:
+        tally.add(answer, parse_json_object(answer))
+    for scheme in tally.schemes():
+        if is_class_label(scheme, answers, prompts, instructions):
+            return scheme
+    return None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.eval_options import BASE_FEW, BASE_SYSTEMS, BASE_ZERO, SYSTEMS, TUNED
-from engine.eval_store import eval_dir
+from engine.eval_store import VALIDATION, set_dir, set_path
 from engine.eval_summary import load_summary, system_rows
 from engine.review_marks import (
     MARKS,
@@ -83,7 +83,8 @@ class EvalRow:
     """One held-out example with every system's answer, scores, mark and judge reason."""
 
     index: int
-    """Position in the run's validation split (the key of marks and preferences)."""
+    """Position in the eval set: the run's validation split or a test file (the key of
+    marks and preferences, which are kept per set)."""
     line: int
     """Line of the example in the user's source file."""
     prompt_short: str
@@ -142,10 +143,21 @@ class EvalTable:
     against: str
     """The base system that A/B and the verdict compare with."""
     summary: dict[str, Any] | None
+    eval_set: str = VALIDATION
+    """The eval set shown (engine.eval_store): its marks and A/B choices go with it."""
+
+    @property
+    def set_description(self) -> str:
+        """`validation split, 14 examples` or `test file x.jsonl, 70 examples`."""
+        described = ((self.summary or {}).get("eval_set") or {}).get("description")
+        if described:
+            return str(described)
+        title = "validation split" if self.eval_set == VALIDATION else self.eval_set
+        return f"{title}, {len(self.rows)} examples"
 
 
-def _ordered_systems(run_dir: Path) -> list[str]:
-    present = {p.stem for p in (run_dir / "eval").glob("*.jsonl")}
+def _ordered_systems(run_dir: Path, eval_set: str = VALIDATION) -> list[str]:
+    present = {p.stem for p in set_path(run_dir, eval_set).glob("*.jsonl")}
     checkpoints = sorted(
         (s for s in present if s.startswith(f"{TUNED}@") and s.split("@")[1].isdigit()),
         key=lambda s: int(s.split("@")[1]),
@@ -153,15 +165,17 @@ def _ordered_systems(run_dir: Path) -> list[str]:
     return [s for s in SYSTEMS if s in present] + checkpoints
 
 
-def load_table(run_dir: Path) -> EvalTable:
-    """The eval table of a run from its stored rows, marks and judge verdicts."""
-    summary = load_summary(run_dir)
+def load_table(run_dir: Path, eval_set: str = VALIDATION) -> EvalTable:
+    """The eval table of one eval set of a run: stored rows, marks and judge verdicts."""
+    summary = load_summary(run_dir, eval_set)
     limit = summary.get("examples") if summary else None
-    systems = _ordered_systems(run_dir)
-    per_system = {s: {r["index"]: r for r in system_rows(run_dir, s, limit)} for s in systems}
+    systems = _ordered_systems(run_dir, eval_set)
+    per_system = {
+        s: {r["index"]: r for r in system_rows(run_dir, s, limit, eval_set)} for s in systems
+    }
     against = (summary or {}).get("against") or (BASE_FEW if BASE_FEW in systems else BASE_ZERO)
-    marks = load_marks(run_dir)
-    judged = _judge_by_index(run_dir, against)
+    marks = load_marks(run_dir, eval_set)
+    judged = _judge_by_index(run_dir, against, eval_set)
     indices = sorted({i for rows in per_system.values() for i in rows})
     table_rows = []
     for index in indices:
@@ -191,7 +205,7 @@ def load_table(run_dir: Path) -> EvalTable:
             )
         )
     primary = (summary or {}).get("primary", {}).get("name", "primary score")
-    return EvalTable(run_dir, table_rows, systems, primary, against, summary)
+    return EvalTable(run_dir, table_rows, systems, primary, against, summary, eval_set)
 
 
 def _shorten(text: str) -> str:
@@ -199,11 +213,11 @@ def _shorten(text: str) -> str:
     return flat if len(flat) <= SHORT_PROMPT else flat[: SHORT_PROMPT - 1] + "…"
 
 
-def _judge_by_index(run_dir: Path, against: str) -> dict[int, dict[str, Any]]:
+def _judge_by_index(run_dir: Path, against: str, eval_set: str) -> dict[int, dict[str, Any]]:
     from engine.judge import judge_rows
 
     out = {}
-    for row in judge_rows(run_dir, against):
+    for row in judge_rows(run_dir, against, eval_set=eval_set):
         reasons = [
             f"fine-tuned as {'A' if call.get('a') == TUNED else 'B'}: "
             f"{call.get('verdict') or 'no verdict'}. {call.get('reason', '')}".strip()
@@ -280,7 +294,8 @@ def ab_queue(
     """
     rng = random.Random(seed)
     systems = frozenset((TUNED, table.against))
-    rated = {index for index, pair in load_preferences(table.run_dir) if pair == systems}
+    prefs = load_preferences(table.run_dir, table.eval_set)
+    rated = {index for index, pair in prefs if pair == systems}
     rows = [r for r in table.rows if include_rated or r.index not in rated]
     rng.shuffle(rows)
     return [pair for r in rows if (pair := ab_pair(r, table.against, rng)) is not None]
@@ -318,15 +333,18 @@ _METRICS = ("primary", "exact", "f1", "rouge_l", "json_valid", "label", "failed"
 
 
 def export_review(
-    run_dir: Path, path: Path | None = None, fmt: Literal["csv", "jsonl"] = "csv"
+    run_dir: Path,
+    path: Path | None = None,
+    fmt: Literal["csv", "jsonl"] = "csv",
+    eval_set: str = VALIDATION,
 ) -> Path:
     """Write the table with marks, notes and judge verdicts as CSV or JSONL; returns the path.
 
     CSV has one column per system answer and per system metric (`tuned_rouge_l`, ...);
     JSONL has one object per example with everything the table holds.
     """
-    table = load_table(run_dir)
-    path = path or eval_dir(run_dir) / f"review.{fmt}"
+    table = load_table(run_dir, eval_set)
+    path = path or set_dir(run_dir, eval_set) / f"review.{fmt}"
     if fmt == "jsonl":
         from engine.eval_store import rewrite_jsonl
 

@@ -107,7 +107,7 @@ def test_scoring_context_picks_the_primary_score() -> None:
     assert labelled.primary == "label" and labelled.primary_name == "category accuracy"
     free_json = [json.dumps({"name": n, "city": n * 2}) for n in "abcdefghij"]
     json_ctx = scoring_context(free_json, free_json)
-    assert (json_ctx.primary, json_ctx.primary_name) == ("json_keys", "JSON key match")
+    assert (json_ctx.primary, json_ctx.primary_name) == ("json_keys", "field accuracy")
     prose = [f"A long answer number {i} about things." for i in range(10)]
     assert scoring_context(prose, prose).primary == "rouge_l"
 

@@ -109,9 +109,11 @@ def test_table_rows_carry_every_answer_and_score(run_dir: Path) -> None:
     assert (first.base, first.few, first.tuned) == tuple(OUTPUTS[s][0] for s in OUTPUTS)
     assert first.scores["tuned"]["label"] == "billing" and first.score("exact") == 1.0
     assert first.mark is None and first.note == "" and first.judge_winner is None
-    assert (
-        table.summary is not None and "fine-tuned beats few-shot base" in table.summary["verdict"]
+    # one win, no loss on four examples: no sign test can tell from that
+    assert table.summary is not None and table.summary["verdict"].startswith(
+        "too few examples to tell fine-tuned from few-shot base on category accuracy"
     )
+    assert table.eval_set == "validation" and table.set_description.startswith("validation split")
 
 
 def test_marks_persist_and_the_last_one_wins(run_dir: Path) -> None:
