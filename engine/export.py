@@ -1,13 +1,16 @@
-"""Export a run: the adapter (or a merged model), a model card, a reproducibility bundle
-and a run report, written so that an interrupted export never looks complete.
+"""Export a run: the adapter, a merged model, or GGUF files for llama.cpp and Ollama, with a
+model card, a reproducibility bundle and a run report, written so that an interrupted
+export never looks complete.
 
-Layout of `--out DIR`:
+Layout of `--out DIR`, by kind:
 ```
-DIR/                 adapter_config.json + adapter_model.safetensors (PEFT), or with
-                     --merged a full model (config.json, *.safetensors, tokenizer, chat
-                     template); README.md (model card) and REPORT.md (run report) either way
-DIR/tunedeck/        config.toml, manifest.json (split, source sha256), versions.json,
-                     events.jsonl, RERUN.md (the exact command to repeat the run)
+adapter       adapter_config.json + adapter_model.safetensors (PEFT)
+merged        a full model (config.json, *.safetensors, tokenizer, chat template)
+gguf          model-<quant>.gguf (the merged model: f16, q8_0 or q4_0) + Modelfile (Ollama)
+gguf-adapter  lora-adapter-f16.gguf (llama.cpp --lora, Ollama ADAPTER) [+ Modelfile]
+and always    README.md (model card), REPORT.md (run report),
+DIR/tunedeck/ config.toml, manifest.json (split, source sha256), versions.json,
+              events.jsonl, RERUN.md (the exact command to repeat the run)
 ```
 Everything is written into a temporary sibling directory and renamed into place last.
 """
@@ -22,11 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.config import TrainConfig, load_config
 from engine.errors import TunedeckError
 from engine.events import iter_all_events
+from engine.gguf_options import DEFAULT_QUANT, Quant
 from engine.run_report import render_report
 
 BUNDLE_DIR = "tunedeck"
@@ -35,6 +39,13 @@ VERSIONED_PACKAGES = (
     "safetensors", "tokenizers",
 )  # fmt: skip
 DISK_MARGIN = 1.2  # free space wanted over the estimated size of a merged export
+ExportKind = Literal["adapter", "merged", "gguf", "gguf-adapter"]
+KINDS: tuple[ExportKind, ...] = ("adapter", "merged", "gguf", "gguf-adapter")
+KIND_TITLES = {"adapter": "adapter", "merged": "merged model", "gguf": "GGUF model",
+               "gguf-adapter": "GGUF LoRA adapter"}  # fmt: skip
+GGUF_BYTES_PER_PARAM = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 34 / 32}
+"""Upper bounds of the stored size (q4_0 keeps the embedding at q8_0)."""
+ProgressFn = Callable[[str, float], None]
 
 
 class ExportError(TunedeckError):
@@ -46,10 +57,22 @@ class ExportResult:
     """What an export wrote."""
 
     out: Path
-    merged: bool
+    kind: ExportKind
     files: list[str]
     """Paths of the written files, relative to `out`."""
     bytes: int
+    notes: tuple[str, ...] = ()
+    """Lines for the summary: what a GGUF read back as, the `ollama create` hint."""
+
+    @property
+    def merged(self) -> bool:
+        """A full model with the adapter merged in (safetensors)."""
+        return self.kind == "merged"
+
+    @property
+    def title(self) -> str:
+        """What was exported, in words ("GGUF model")."""
+        return KIND_TITLES[self.kind]
 
     def file_sizes(self) -> list[tuple[str, int]]:
         """Each written file with its size in bytes (read from disk now)."""
@@ -59,15 +82,23 @@ class ExportResult:
 def export_run(
     run_dir: Path,
     out: Path,
-    merged: bool = False,
-    progress: Callable[[str], None] | None = None,
+    kind: ExportKind = "adapter",
+    progress: ProgressFn | None = None,
+    quant: Quant = DEFAULT_QUANT,
 ) -> ExportResult:
-    """Write the run's best adapter (or merged model), card, bundle and report to `out`.
+    """Write the run's best adapter, merged model or GGUF, with card, bundle and report.
+
+    Args:
+        kind: what to write (see the module docstring).
+        progress: called with each stage and the fraction of the export done.
+        quant: storage type of a `gguf` export (f16, q8_0, q4_0).
 
     Raises:
         ExportError: no adapter yet, `out` exists, or too little disk space.
+        UnsupportedModelError: a GGUF export of an architecture it does not support
+            (refused before any work).
     """
-    say = progress or (lambda _message: None)
+    say = progress or (lambda _stage, _fraction: None)
     adapter = run_dir / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise ExportError(
@@ -78,23 +109,21 @@ def export_run(
     if out.exists():
         raise ExportError(f"{out} already exists", hint="choose a new directory for the export")
     cfg = load_config(run_dir / "config.toml")
-    if merged:
-        _check_space_for_merge(cfg, out.parent)
+    if kind in ("gguf", "gguf-adapter"):
+        from engine.gguf_run import check_gguf_export
+
+        check_gguf_export(cfg)
+    if kind in ("merged", "gguf"):
+        _check_space(cfg, out.parent, kind, quant)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        if merged:
-            say("merging the adapter into the base model (16/32-bit, not 4-bit)")
-            merge_adapter(cfg, adapter, tmp)
-        else:
-            say("copying the adapter")
-            for item in adapter.iterdir():
-                shutil.copy2(item, tmp / item.name)
-        say("writing the model card, report and reproducibility bundle")
+        notes = _write_weights(run_dir, cfg, tmp, kind, quant, say)
+        say("writing the model card, report and reproducibility bundle", 0.95)
         _write_bundle(run_dir, cfg, tmp / BUNDLE_DIR)
-        (tmp / "README.md").write_text(model_card(run_dir, cfg, merged))
+        (tmp / "README.md").write_text(model_card(run_dir, cfg, kind, quant))
         (tmp / "REPORT.md").write_text(render_report(run_dir))
         _fsync_tree(tmp)
         os.replace(tmp, out)  # the export appears whole, or not at all
@@ -102,49 +131,54 @@ def export_run(
         shutil.rmtree(tmp, ignore_errors=True)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return ExportResult(out, merged, files, size)
+    return ExportResult(out, kind, files, size, tuple(notes))
+
+
+def _write_weights(
+    run_dir: Path, cfg: TrainConfig, tmp: Path, kind: ExportKind, quant: Quant, say: ProgressFn
+) -> list[str]:
+    """The export's weights into `tmp`; notes for the summary."""
+    if kind == "merged":
+        from engine.merge import merge_adapter
+
+        say("merging the adapter into the base model (16/32-bit, not 4-bit)", 0.0)
+        merge_adapter(cfg, run_dir / "adapter", tmp)
+        return []
+    if kind == "gguf":
+        from engine.gguf_run import write_gguf_model
+
+        return write_gguf_model(run_dir, cfg, tmp, quant, say)
+    if kind == "gguf-adapter":
+        from engine.gguf_run import write_gguf_adapter
+
+        return write_gguf_adapter(run_dir, cfg, tmp, say)
+    say("copying the adapter", 0.0)
+    for item in (run_dir / "adapter").iterdir():
+        shutil.copy2(item, tmp / item.name)
+    return []
 
 
 # ---------------------------------------------------------------------------
-# Merging
+# Disk space
 # ---------------------------------------------------------------------------
 
 
-def merge_adapter(cfg: TrainConfig, adapter: Path, out: Path) -> None:
-    """Reload the base unquantised, apply the adapter, merge it in, save model + tokenizer.
-
-    QLoRA trains against an NF4 base; merging into 4-bit weights would round the update
-    away, so the base is reloaded in fp32 (CPU) or bf16 (CUDA) first.
-    """
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from engine.models import resolve_model
-
-    base_path = resolve_model(cfg.model)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-    model = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
-    AutoTokenizer.from_pretrained(base_path).save_pretrained(out)
-
-
-def _check_space_for_merge(cfg: TrainConfig, parent: Path) -> None:
+def _check_space(cfg: TrainConfig, parent: Path, kind: ExportKind, quant: Quant) -> None:
     from engine.estimate import read_model_config
     from engine.model_shapes import model_shape
     from engine.models import resolve_model
 
     shape = model_shape(read_model_config(resolve_model(cfg.model)))
-    need = int(shape.total_params * 4 * DISK_MARGIN)  # fp32 on CPU: the larger case
+    per_param = 4.0 if kind == "merged" else GGUF_BYTES_PER_PARAM[quant]  # merged: fp32 on CPU
+    need = int(shape.total_params * per_param * DISK_MARGIN)
     probe = parent
     while not probe.exists():
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < need:
         raise ExportError(
-            f"not enough disk space for a merged export: about {need / 1e9:.1f} GB needed, "
-            f"{free / 1e9:.1f} GB free under {probe}",
+            f"not enough disk space for a {KIND_TITLES[kind]} export: about "
+            f"{need / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free under {probe}",
             hint="free some space, choose another --out, or export the adapter alone "
             "(a few MB) without --merged",
         )
@@ -202,10 +236,15 @@ def _best(run_dir: Path) -> dict[str, Any]:
     return best
 
 
-def model_card(run_dir: Path, cfg: TrainConfig, merged: bool) -> str:
-    """A README for the exported directory: what it is, how it was made, how to load it."""
+def model_card(
+    run_dir: Path, cfg: TrainConfig, kind: ExportKind = "adapter", quant: Quant = DEFAULT_QUANT
+) -> str:
+    """A README for the exported directory: what it is, how it was made, how to use it."""
     best = _best(run_dir)
-    kind = "merged model" if merged else "LoRA adapter (PEFT)"
+    merged = kind == "merged"
+    titles = {"adapter": "LoRA adapter (PEFT)", "merged": "merged model",
+              "gguf": f"GGUF model ({quant})", "gguf-adapter": "GGUF LoRA adapter"}  # fmt: skip
+    title = titles[kind]
     load = (
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
         'model = AutoModelForCausalLM.from_pretrained("PATH")\n'
@@ -219,7 +258,7 @@ def model_card(run_dir: Path, cfg: TrainConfig, merged: bool) -> str:
     val = f"{best['val_loss']:.4f} at step {best['step']}" if best else "not measured"
     modules = ", ".join(cfg.lora.target_modules)
     return (
-        f"# {run_dir.name}: {kind}\n\n"
+        f"# {run_dir.name}: {title}\n\n"
         f"Fine-tuned with tunedeck from `{cfg.model}` using {cfg.method.upper()} "
         f"(r={cfg.lora.r}, alpha={cfg.lora.alpha}, modules={modules}).\n\n"
         f"| | |\n|---|---|\n"
@@ -230,10 +269,18 @@ def model_card(run_dir: Path, cfg: TrainConfig, merged: bool) -> str:
         f"| learning rate | {cfg.learning_rate} |\n"
         f"| best validation loss | {val} |\n"
         f"| exported | {time.strftime('%Y-%m-%d %H:%M')} |\n\n"
-        f"## Load it\n\n```python\n{load}\n```\n\n"
+        f"{_usage(run_dir, cfg, kind, quant, load)}"
         "The full config is in `tunedeck/config.toml`, the metrics and evaluation in\n"
         "`REPORT.md`, and the command to repeat the run in `tunedeck/RERUN.md`.\n"
     )
+
+
+def _usage(run_dir: Path, cfg: TrainConfig, kind: ExportKind, quant: Quant, load: str) -> str:
+    if kind in ("gguf", "gguf-adapter"):
+        from engine.gguf_run import gguf_usage
+
+        return gguf_usage(run_dir.name, cfg, kind == "gguf-adapter", quant)
+    return f"## Load it\n\n```python\n{load}\n```\n\n"
 
 
 def _fsync_tree(root: Path) -> None:

@@ -9,11 +9,10 @@ process, so the TUI process never imports the training stack.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,16 @@ from engine.baseline import BASELINE_OPTIONS
 from engine.config import TrainConfig
 from engine.control import Action
 from engine.errors import TunedeckError
+from engine.estimate import detect_device
 from engine.eval_options import EvalOptions, load_options, save_options
 from engine.eval_store import stored_rows
 from engine.events import EVENTS_FILE, read_events
 from engine.formats import Example, LoadedDataset, load_examples
+from engine.gguf_options import Quant
 from engine.lint import FixResult, LintReport, lint_file, write_cleaned_copy
-from engine.model_shapes import read_model_config
 from engine.models import (
     DEFAULT_MODEL,
     ModelInfo,
-    converted_dir,
-    is_complete_model_dir,
     list_models,
 )
 from engine.playground import (
@@ -48,6 +46,7 @@ from engine.playground import (
     has_safe_adapter,
     target_for_run,
 )
+from engine.recipe import local_model_config
 from engine.review import AbPair, AbStats, EvalTable
 from engine.run_admin import Deletion
 from engine.run_compare import Comparison, compare_runs
@@ -129,23 +128,11 @@ class Backend:
 
     def model_config(self, model: str) -> dict[str, Any] | None:
         """The model's config.json when it is on disk already (no conversion, no network)."""
-        path = Path(model).expanduser()
-        if path.is_dir() and (path / "config.json").is_file():
-            return read_model_config(path)
-        name = path.stem if path.suffix == ".gguf" else model
-        cached = converted_dir(name)
-        return read_model_config(cached) if is_complete_model_dir(cached) else None
+        return local_model_config(model)
 
     def device(self) -> tuple[str, int | None]:
         """("cuda", free bytes) when an NVIDIA GPU answers nvidia-smi, else ("cpu", None)."""
-        if shutil.which("nvidia-smi") is None:
-            return "cpu", None
-        query = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
-        try:
-            out = subprocess.run(query, capture_output=True, text=True, timeout=5, check=True)
-            return "cuda", int(out.stdout.split()[0]) * 2**20
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-            return "cpu", None
+        return detect_device()
 
     def throughput(self, device: str) -> float | None:
         """FLOP/s the time estimate assumes (None: the engine's default for the device)."""
@@ -161,21 +148,26 @@ class Backend:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def start_run(self, cfg: TrainConfig) -> RunInfo:
-        """Create the run directory and start its detached worker; returns at once."""
-        return engine_runs.start_run(cfg)
+    def start_run(self, cfg: TrainConfig, reasons: Mapping[str, str] | None = None) -> RunInfo:
+        """Create the run directory and start its detached worker; returns at once.
 
-    def create_run(self, cfg: TrainConfig) -> Path:
+        `reasons`: why the wizard's recipe chose some values (written into config.toml).
+        """
+        return engine_runs.start_run(cfg, reasons=reasons)
+
+    def create_run(self, cfg: TrainConfig, reasons: Mapping[str, str] | None = None) -> Path:
         """Create the run directory (config, data split) without starting its worker."""
-        return engine_runs.create_run(cfg)
+        return engine_runs.create_run(cfg, reasons=reasons)
 
     def same_data_and_model(self, run_dir: Path, cfg: TrainConfig) -> bool:
         """True when `cfg` trains the run's model on the run's split (its baseline holds)."""
         return engine_runs.same_data_and_model(run_dir, cfg)
 
-    def start_created_run(self, run_dir: Path, cfg: TrainConfig) -> RunInfo:
+    def start_created_run(
+        self, run_dir: Path, cfg: TrainConfig, reasons: Mapping[str, str] | None = None
+    ) -> RunInfo:
         """Start the worker of a created, never started run with `cfg`'s hyperparameters."""
-        return engine_runs.start_created_run(run_dir, cfg)
+        return engine_runs.start_created_run(run_dir, cfg, reasons)
 
     def list_runs(self) -> list[RunInfo]:
         """All runs, newest first."""
@@ -356,19 +348,29 @@ class Backend:
         return engine_evaluate.has_adapter(run_dir / engine_evaluate.ADAPTER_DIR)
 
     def export_run(
-        self, run_dir: Path, out: Path, merged: bool, progress: ProgressFn
+        self,
+        run_dir: Path,
+        out: Path,
+        kind: engine_export.ExportKind,
+        quant: Quant,
+        progress: ProgressFn,
     ) -> engine_export.ExportResult:
-        """Export the adapter (or a merged model), card, report and bundle (child process).
+        """Export the adapter, a merged model or GGUF, card, report and bundle (child process).
 
         Raises:
-            TunedeckError: the export failed (no adapter, `out` exists, too little space).
+            TunedeckError: the export failed (no adapter, `out` exists, too little space,
+                an architecture GGUF export does not support).
         """
+        flag = {"adapter": [], "merged": ["--merged"], "gguf": ["--gguf", "--quant", quant],
+                "gguf-adapter": ["--gguf-adapter"]}[kind]  # fmt: skip
         command = [sys.executable, "-m", "tui.cli", "export", str(run_dir), "--out", str(out),
-                   "--json", *(["--merged"] if merged else [])]  # fmt: skip
+                   "--json", *flag]  # fmt: skip
         event = self._run_child(command, progress, f"exporting run {run_dir.name}")
         files = [str(name) for name in event["files"]]
-        out, merged, size = Path(event["out"]), bool(event["merged"]), int(event["bytes"])
-        return engine_export.ExportResult(out, merged, files, size)
+        notes = tuple(str(note) for note in event.get("notes", []))
+        return engine_export.ExportResult(
+            Path(event["out"]), event["kind"], files, int(event["bytes"]), notes
+        )
 
 
 def _read_child(

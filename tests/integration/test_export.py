@@ -78,7 +78,7 @@ def test_merged_model_generates_what_the_adapter_does(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    result = export_run(completed_run, tmp_path / "merged", merged=True)
+    result = export_run(completed_run, tmp_path / "merged", kind="merged")
     assert (result.out / "tokenizer.json").is_file() and (result.out / "config.json").is_file()
     merged = AutoModelForCausalLM.from_pretrained(result.out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -123,7 +123,7 @@ def test_refusals_are_clear(completed_run, tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(export_module.shutil, "disk_usage", lambda path: Tiny())
     with pytest.raises(ExportError, match="not enough disk space") as info:
-        export_run(completed_run, tmp_path / "merged", merged=True)
+        export_run(completed_run, tmp_path / "merged", kind="merged")
     assert "without --merged" in info.value.hint
     assert not (tmp_path / "merged").exists()
 

@@ -1,5 +1,6 @@
-"""Pilot tests of step 7, Export: a scripted export for the UI, and one real adapter export
-through the child process (`tunedeck export RUN --json`) of a run made on disk."""
+"""Pilot tests of step 7, Export: a scripted export for the UI (adapter, merged, GGUF with its
+storage type, GGUF LoRA), and one real adapter export through the child process
+(`tunedeck export RUN --json`) of a run made on disk."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from engine.config import from_preset
-from engine.export import ExportError, ExportResult
+from engine.export import ExportError, ExportKind, ExportResult
+from engine.gguf_options import Quant
 from engine.runs import create_run
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, wait_until
 from tui.app import TunedeckApp
 from tui.backend import Backend
 from tui.dialogs.error import ErrorDialog
-from tui.screens.export import ExportScreen, human_size, suggest_out
+from tui.screens.export import ExportScreen, human_size, next_quant, suggest_out
 
 RUN_ID = "20250301-101500-c0ffee"
 ADAPTER_FILES = {
@@ -39,14 +41,24 @@ class ExportBackend(FakeBackend):
         self.adapter = adapter
         self.space_for_merge = space_for_merge
         self.exports: list[tuple[Path, bool]] = []
+        self.kinds: list[tuple[ExportKind, Quant]] = []
 
     def has_adapter(self, run_dir: Path) -> bool:
         return self.adapter
 
     def export_run(
-        self, run_dir: Path, out: Path, merged: bool, progress: Callable[[str, float], None]
+        self,
+        run_dir: Path,
+        out: Path,
+        kind: ExportKind,
+        quant: Quant,
+        progress: Callable[[str, float], None],
     ) -> ExportResult:
+        merged = kind == "merged"
         self.exports.append((out, merged))
+        self.kinds.append((kind, quant))
+        if kind == "gguf":
+            return self._gguf(out, quant, progress)
         if merged and not self.space_for_merge:
             raise ExportError(
                 "not enough disk space for a merged export: about 0.6 GB needed, 0.1 GB free",
@@ -60,7 +72,21 @@ class ExportBackend(FakeBackend):
         for name, data in files.items():
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes(data)
-        return ExportResult(out, merged, sorted(files), sum(len(d) for d in files.values()))
+        return ExportResult(out, kind, sorted(files), sum(len(d) for d in files.values()))
+
+    def _gguf(
+        self, out: Path, quant: Quant, progress: Callable[[str, float], None]
+    ) -> ExportResult:
+        progress("writing GGUF tensors (8/20)", 0.5)
+        files = {f"model-{quant}.gguf": b"GGUF" + b"\0" * 2_000, "Modelfile": b"FROM x\n"}
+        out.mkdir(parents=True)
+        for name, data in files.items():
+            (out / name).write_bytes(data)
+        notes = (
+            "read back: 20 tensors (5 F32, 15 Q8_0), 512 tokens, llama",
+            "Ollama: cd into the export, then ollama create tunedeck-x -f Modelfile",
+        )
+        return ExportResult(out, "gguf", sorted(files), 2_011, notes)
 
 
 def export_app(backend: FakeBackend, state: str = "completed") -> TunedeckApp:
@@ -186,3 +212,35 @@ async def test_a_real_adapter_export_through_the_child_process(tmp_path: Path) -
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, ErrorDialog), timeout=120)
         assert "already exists" in pilot.app.screen.message
         backend.shutdown()
+
+
+def test_q_cycles_the_gguf_type() -> None:
+    assert [next_quant(q) for q in ("f16", "q8_0", "q4_0")] == ["q8_0", "q4_0", "f16"]
+
+
+async def test_g_exports_gguf_with_the_chosen_type_and_shows_the_ollama_hint() -> None:
+    backend = ExportBackend()
+    async with export_app(backend).run_test(size=SIZE) as pilot:
+        screen = await open_export(pilot)
+        assert "storage type q8_0" in text(screen, "#export-note")
+        await pilot.press("q")
+        assert "storage type q4_0" in text(screen, "#export-note")
+        await pilot.press("g")
+        table = screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2, timeout=10)
+        assert backend.kinds == [("gguf", "q4_0")]
+        assert "✓ GGUF model exported to" in text(screen, "#export-status")
+        notes = text(screen, "#export-notes")
+        assert "read back: 20 tensors" in notes and "ollama create" in notes
+        assert screen.query_one("#export-notes").display
+
+
+async def test_l_exports_the_adapter_as_gguf_lora() -> None:
+    backend = ExportBackend()
+    async with export_app(backend).run_test(size=SIZE) as pilot:
+        screen = await open_export(pilot)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: screen.query_one(DataTable).row_count == 5, timeout=10)
+        assert backend.kinds == [("gguf-adapter", "q8_0")]
+        assert "✓ GGUF LoRA adapter exported to" in text(screen, "#export-status")
+        assert not screen.query_one("#export-notes").display  # this fake wrote no notes

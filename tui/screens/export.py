@@ -1,12 +1,15 @@
-"""Wizard step 7, Export: the run's best adapter, or a merged model, ready to use elsewhere.
+"""Wizard step 7, Export: the run's best adapter, a merged model, or GGUF files for
+llama.cpp and Ollama, ready to use elsewhere.
 
-Either export also writes a model card (README.md), the run report (REPORT.md) and a
+Every export also writes a model card (README.md), the run report (REPORT.md) and a
 reproducibility bundle (tunedeck/: config, split manifest, package versions, the command
 that repeats the run); engine.export does the work, and writes into a temporary
-directory renamed into place last. A merged export needs torch (the base model is
-reloaded in 16/32 bit and the adapter merged in), so both kinds run as
-`tunedeck export RUN --out DIR --json` in a child process (Backend.export_run) that
-reports its stages; the screen lists the written files and their sizes.
+directory renamed into place last. A merge needs torch (the base model is reloaded in
+16/32 bit and the adapter merged in), so every kind runs as
+`tunedeck export RUN --out DIR --json [--merged | --gguf --quant Q | --gguf-adapter]` in a
+child process (Backend.export_run) that reports its progress; the screen lists the written
+files and their sizes, and for GGUF what the file read back as and the `ollama create`
+command.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from textual.widgets import DataTable, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from engine.events import ACTIVE_STATES
-from engine.export import ExportResult
+from engine.export import KIND_TITLES, ExportKind, ExportResult
+from engine.gguf_options import DEFAULT_QUANT, QUANTS, Quant
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.path_input import PathInput
@@ -33,9 +37,17 @@ EXPORTS_DIR = Path("exports")
 WHAT = (
     "a: the adapter (PEFT directory, a few MB, loads on top of the base model) · "
     "f: the full model with the adapter merged in (the base reloaded in 16/32 bit, even "
-    "after QLoRA). Both add a model card (README.md), the run report (REPORT.md) and a "
-    "reproducibility bundle (tunedeck/). o: change the output directory."
+    "after QLoRA) · g: that merged model as one GGUF file for llama.cpp, Ollama, LM Studio, "
+    "with an Ollama Modelfile (storage type {quant}; q cycles f16 · q8_0 · q4_0) · "
+    "l: the adapter alone as a GGUF LoRA (llama-cli --lora, Ollama ADAPTER). All add a model "
+    "card (README.md), the run report (REPORT.md) and a reproducibility bundle (tunedeck/). "
+    "o: change the output directory."
 )
+
+
+def next_quant(quant: Quant) -> Quant:
+    """The storage type after `quant`, round the list."""
+    return QUANTS[(QUANTS.index(quant) + 1) % len(QUANTS)]
 
 
 def suggest_out(run_id: str) -> Path:
@@ -57,11 +69,14 @@ def human_size(size: int) -> str:
 
 
 class ExportScreen(WizardScreen):
-    """Export the wizard's run: its adapter, or the full model with the adapter merged in.
+    """Export the wizard's run: its adapter, the merged model, or GGUF files.
 
     BINDINGS:
         a: export the adapter (PEFT) with model card, run report and reproducibility bundle
         f: export the full model with the adapter merged in (same extras)
+        g: export the merged model as GGUF with an Ollama Modelfile (same extras)
+        l: export the adapter alone as a GGUF LoRA file (same extras)
+        q: cycle the GGUF storage type (f16, q8_0, q4_0)
         o: edit the output directory (enter or escape returns to the keys)
         escape: leave the output directory field
     """
@@ -70,8 +85,11 @@ class ExportScreen(WizardScreen):
     CSS_PATH = stylesheet("export")
     AUTO_FOCUS = "#export-files"
     BINDINGS = [
-        Binding("a", "export(False)", "Export adapter"),
-        Binding("f", "export(True)", "Export merged"),
+        Binding("a", "export('adapter')", "Export adapter"),
+        Binding("f", "export('merged')", "Export merged"),
+        Binding("g", "export('gguf')", "GGUF"),
+        Binding("l", "export('gguf-adapter')", "GGUF LoRA"),
+        Binding("q", "cycle_quant", "GGUF type"),
         Binding("o", "edit_out", "Output dir"),
         Binding("escape", "leave_out", "Back to the keys", show=False),
     ]
@@ -106,6 +124,7 @@ class ExportScreen(WizardScreen):
         self.run_dir: Path | None = None
         self.has_adapter = False
         self.exporting = False
+        self.quant: Quant = DEFAULT_QUANT
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="export-intro", markup=False)
@@ -114,12 +133,14 @@ class ExportScreen(WizardScreen):
             yield PathInput(placeholder="directory to create (→ completes)", id="export-out")
         yield Static("", id="export-status", markup=False)
         yield ProgressBar(id="export-progress", total=1.0, show_eta=False)
+        yield Static("", id="export-notes", markup=False)
         yield DataTable(id="export-files", cursor_type="row", zebra_stripes=True)
-        yield Static(WHAT, id="export-note", markup=False)
+        yield Static(WHAT.format(quant=self.quant), id="export-note", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("File", "Size")
         self.query_one("#export-progress").display = False
+        self.query_one("#export-notes").display = False
 
     def sync(self) -> None:
         run_dir = self.wizard.run_dir
@@ -174,7 +195,13 @@ class ExportScreen(WizardScreen):
     def out_entered(self) -> None:
         self.action_leave_out()
 
-    def action_export(self, merged: bool) -> None:
+    def action_cycle_quant(self) -> None:
+        """Next GGUF storage type; the note under the table says which is chosen."""
+        self.quant = next_quant(self.quant)
+        self.query_one("#export-note", Static).update(WHAT.format(quant=self.quant))
+        self.notify(f"GGUF storage type: {self.quant}", timeout=2)
+
+    def action_export(self, kind: ExportKind) -> None:
         out = self.query_one("#export-out", Input).value.strip()
         if self.run_dir is None:
             self.notify("No run to export: train one first.", severity="warning")
@@ -187,20 +214,21 @@ class ExportScreen(WizardScreen):
             self.notify("Type the output directory first (o).", severity="warning")
         else:
             self.exporting = True
-            kind = "merged model" if merged else "adapter"
-            self._status(f"Exporting the {kind} to {out}…")
+            what = f"GGUF model ({self.quant})" if kind == "gguf" else KIND_TITLES[kind]
+            self._status(f"Exporting the {what} to {out}…")
             self.query_one(ProgressBar).update(progress=0.0)
             self.query_one("#export-progress").display = True
-            self.export(self.run_dir, Path(out).expanduser().absolute(), merged)
+            self.query_one("#export-notes").display = False
+            self.export(self.run_dir, Path(out).expanduser().absolute(), kind, self.quant)
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def export(self, run_dir: Path, out: Path, merged: bool) -> None:
+    def export(self, run_dir: Path, out: Path, kind: ExportKind, quant: Quant) -> None:
         """Export in a child process (torch for a merge); errors become the error dialog."""
 
         def progress(stage: str, fraction: float) -> None:
             self.post_message(self.Progressed(stage, fraction))
 
-        result = self.backend.export_run(run_dir, out, merged, progress)
+        result = self.backend.export_run(run_dir, out, kind, quant, progress)
         self.post_message(self.Exported(result, result.file_sizes()))
 
     @on(Progressed)
@@ -217,9 +245,12 @@ class ExportScreen(WizardScreen):
         table.clear()
         for name, size in message.sizes:
             table.add_row(name, human_size(size))
-        kind = "Merged model" if result.merged else "Adapter"
-        self._status(f"✓ {kind} exported to {display_path(result.out)}: {len(result.files)} "
+        title = result.title[0].upper() + result.title[1:]
+        self._status(f"✓ {title} exported to {display_path(result.out)}: {len(result.files)} "
                      f"files, {human_size(result.bytes)}")  # fmt: skip
+        notes = self.query_one("#export-notes", Static)
+        notes.update("\n".join(result.notes))
+        notes.display = bool(result.notes)
         self.tunedeck.set_step_done(self.MODE, True)
         if self.run_dir is not None:
             self.query_one("#export-out", Input).value = str(suggest_out(self.run_dir.name))
