@@ -38,6 +38,26 @@ async def test_default_split_holds_out_10_percent_stratified_without_leakage(mak
         assert "split" in app.steps_done
 
 
+async def test_too_few_validation_examples_get_a_larger_share_suggested(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_split(app, pilot)
+        advice = screen.query_one("#split-advice", Static)
+        assert advice.display
+        assert text(screen, "#split-advice").startswith(
+            "! only 14 validation examples: too few to tell models apart; hold out 0.2 "
+            "(28 examples, still under 30) and score a separate test file"
+        )
+        assert "tunedeck eval RUN --data FILE" in text(screen, "#split-advice")
+        screen.query_one("#val-fraction", Input).value = "0.2"
+        await settle(pilot)
+        assert app.wizard.split_result.val_count == 28  # what the advice said
+        assert "hold out" not in text(screen, "#split-advice")
+        screen.query_one("#val-fraction", Input).value = "0.25"
+        await settle(pilot)
+        assert app.wizard.split_result.val_count == 34 and not advice.display
+
+
 async def test_a_fraction_outside_10_to_20_percent_is_warned(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

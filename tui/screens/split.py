@@ -2,7 +2,9 @@
 
 The preview is the very split a run makes: the same engine call (`split_dataset`) with
 the same arguments, written to a temporary directory. It shows the counts, label balance
-per side, and leakage (validation examples that also occur in training).
+per side, leakage (validation examples that also occur in training), and, when the
+validation set is too small to tell models apart, the share that would be enough
+(engine.split_advice).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from textual.worker import get_current_worker
 
 from engine.errors import TunedeckError
 from engine.split import RECOMMENDED, SplitResult
+from engine.split_advice import validation_advice
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.path_input import DATASET_SUFFIXES, PathInput
@@ -101,6 +104,7 @@ class SplitScreen(WizardScreen):
         with Horizontal(id="split-body"):
             yield DataTable(id="label-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="split-side"):
+                yield Static("", id="split-advice")
                 yield Static("", id="split-warnings")
                 yield Static("", id="leakage")
 
@@ -186,6 +190,7 @@ class SplitScreen(WizardScreen):
         self.tunedeck.set_step_done("split", True)
         self.query_one("#split-summary", Static).update(_summary(result))
         self._show_labels(result)
+        self._show_advice(result, message.choice)
         self.query_one("#split-warnings", Static).update(_warnings(result))
         self.query_one("#leakage", Static).update(_leakage(result))
 
@@ -199,6 +204,7 @@ class SplitScreen(WizardScreen):
         summary = self.query_one("#split-summary", Static)
         summary.update(Content(f"✗ {message.message}{hint}"))
         self.query_one(DataTable).clear()
+        self.query_one("#split-advice", Static).display = False
 
     def _show_labels(self, result: SplitResult) -> None:
         table = self.query_one(DataTable)
@@ -212,6 +218,14 @@ class SplitScreen(WizardScreen):
             train, val = result.train_labels.get(label, 0), result.val_labels.get(label, 0)
             share = f"{val / (train + val):.0%}" if train + val else "-"
             table.add_row(label, str(train), str(val), share)
+
+    def _show_advice(self, result: SplitResult, choice: SplitChoice) -> None:
+        total = result.train_count + result.val_count
+        fraction = None if choice.val_file is not None else choice.val_fraction
+        advice = validation_advice(total, result.val_count, fraction)
+        line = self.query_one("#split-advice", Static)
+        line.update(Content(f"! {advice.message}") if advice else "")
+        line.display = advice is not None
 
     def leave_blocker(self) -> str | None:
         if self.wizard.split_result is None:
