@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Collapsible, Static
 
@@ -27,8 +28,8 @@ from tui.paths import stylesheet
 
 RecordFn = Callable[[AbPair, str], AbStats]
 """Saves one preference ("left" / "right" / "tie"); returns the win rate so far."""
-SYSTEM_WORDS = 60
-"""Characters of the system prompt in its collapsed title."""
+SYSTEM_CHARS = 48
+"""Characters of the system prompt in its collapsed title (fits 80 columns)."""
 TURN_CHARS = 100
 """Characters of each earlier turn of a conversation."""
 KEYS = "1: left better  2: right better  t: tie  r: {} reference  escape: stop"
@@ -49,6 +50,11 @@ def shorten(text: str, limit: int) -> str:
     """`text` on one line, cut to `limit` characters with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def titled(title: str, body: str) -> Content:
+    """A bold title line above a body shown as it is (no markup)."""
+    return Content.assemble((title, "bold"), "\n", body)
 
 
 def system_prompt(row: EvalRow) -> str:
@@ -138,20 +144,20 @@ class AbReviewDialog(ModalScreen[int]):
         system = system_prompt(row) if row is not None else ""
         collapsible = self.query_one("#ab-system", Collapsible)
         collapsible.display = bool(system)
-        collapsible.title = f"system prompt: {shorten(system, SYSTEM_WORDS)}"
+        collapsible.title = f"system prompt: {shorten(system, SYSTEM_CHARS)}"
         collapsible.collapsed = True
         self.query_one("#ab-system-text", Static).update(system)
         context = self.query_one("#ab-context", Static)
         context.update(earlier_turns(row) if row is not None else "")
         context.display = bool(row is not None and earlier_turns(row))
         prompt = row.prompt if row is not None else "(the prompt of this example is not loaded)"
-        self.query_one("#ab-prompt", Static).update(f"prompt\n{prompt}")
+        self.query_one("#ab-prompt", Static).update(titled("prompt", prompt))
 
     def _show_reference(self, row: EvalRow | None) -> None:
         reference = self.query_one("#ab-reference", Static)
         shown = self.show_reference and row is not None
         reference.display = shown
-        reference.update(f"reference\n{row.reference}" if shown and row is not None else "")
+        reference.update(titled("reference", row.reference) if shown and row is not None else "")
         keys = KEYS.format("hide" if shown else "show")
         self.query_one("#ab-keys", Static).update(keys)
 
