@@ -34,6 +34,7 @@ from engine.lint_collect import Collector, Features
 from engine.lint_findings import CODES, Finding, finding, line_list, sort_key
 from engine.lint_fix import FixResult, write_cleaned_copy
 from engine.token_lengths import TokenCounter, TokenLength, TokenSurvey, percentile
+from engine.tokenization import ChatTemplateError, check_chat_template
 
 __all__ = [
     "CODES",
@@ -215,10 +216,15 @@ def _token_counter(
     if tokenizer is None:
         reason = note or "no tokenizer given"
         return None, finding("tokens-skipped", 0, f"token lengths not checked: {reason}", hint)
-    try:
-        return TokenCounter(tokenizer, max_seq_len), None
-    except ValueError as exc:
-        return None, finding("tokens-skipped", 0, f"token lengths not checked: {exc}", hint)
+    try:  # the same check training makes before it starts (engine.tokenization)
+        check = check_chat_template(tokenizer)
+    except ChatTemplateError as exc:
+        return None, finding("template-error", 0, f"{exc.message}: training would stop "
+                             "before it starts", exc.hint)  # fmt: skip
+    counter = TokenCounter(tokenizer, max_seq_len)
+    if check.folds_system:
+        return counter, finding("template-folds-system", 0, check.note)
+    return counter, None
 
 
 def _unreadable(

@@ -50,6 +50,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "blank-lines": ("info", "blank lines, skipped"),
     "token-lengths": ("info", "token length p50 / p95 / max after the chat template"),
     "tokens-skipped": ("info", "token checks were not run"),
+    "template-folds-system": ("info", "the chat template has no system turn: folded in"),
     "label-distribution": ("info", "how often each label occurs"),
 }
 """code -> (severity, what it means)."""

@@ -410,3 +410,19 @@ def load_causal_lm(
         ) from exc
     model.eval()
     return model, tokenizer
+
+
+def chat_template_notice(name: str = DEFAULT_MODEL) -> str:
+    """What training will do with the model's chat template, for the Hyperparameters step.
+
+    Returns:
+        "" when the template renders the conversations as they are; otherwise the
+        sentence lint shows (the system text folded into the first user turn).
+
+    Raises:
+        ChatTemplateError: no template, or one that refuses a user/assistant exchange
+            (message and hint name the cause); ModelNotFoundError, ModelLoadError.
+    """
+    from engine.tokenization import check_chat_template
+
+    return check_chat_template(load_tokenizer(name)).note

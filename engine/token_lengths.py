@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.tokenization import ChatTemplateError, render_chat
+
 if TYPE_CHECKING:
     from engine.formats import Example
 
@@ -80,13 +82,15 @@ class TokenCounter:
     # -- rendering -----------------------------------------------------------------------
 
     def _render(self, messages: list[dict[str, str]]) -> str:
+        # Training's renderer: a template without system turn gets it folded in.
         try:
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False)
-        except Exception as exc:  # jinja2 TemplateError, or the template's raise_exception
+            text = render_chat(self.tokenizer, messages, generation_prompt=False)
+        except ChatTemplateError as exc:  # the template's own reason is the cause
+            cause = exc.__cause__ or exc
             raise TemplateRejected(
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                str(cause).splitlines()[0] if str(cause) else type(cause).__name__
             ) from exc
-        return str(text)
+        return text
 
     def _scaffold(self, roles: tuple[str, ...]) -> list[str] | None:
         """The text around each message for this role sequence, or None if not spliceable."""

@@ -27,7 +27,7 @@ from engine.events import EventWriter, read_status
 from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
 from engine.packed_attention import use_packed_attention
 from engine.run_callback import RunCallback, TokenCounter
-from engine.tokenization import IGNORE_INDEX, tokenize_conversation
+from engine.tokenization import IGNORE_INDEX, check_chat_template, tokenize_conversation
 
 CHECKPOINT_DIR = "checkpoints"
 OOM_HINT = (
@@ -444,6 +444,7 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
         from engine.models import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.model)
+        _check_template(tokenizer, events)
         trainer = None
         while True:
             try:
@@ -477,6 +478,14 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
     reason = {"error": callback.status.error} if callback.status.error else {}
     events.emit("state", state=state, step=callback.status.step, **reason)
     return 0
+
+
+def _check_template(tokenizer: Any, events: EventWriter) -> None:
+    """Refuse a template that cannot render the data before any weight loads; say so
+    when the system text is folded into the first user turn (lint says the same)."""
+    check = check_chat_template(tokenizer)  # ChatTemplateError names the cause
+    if check.folds_system:
+        events.emit("warning", code="template_folds_system", message=check.note)
 
 
 def _can_retry_oom(exc: BaseException, cfg: TrainConfig) -> bool:

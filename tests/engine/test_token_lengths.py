@@ -92,14 +92,29 @@ def test_whole_answer_beyond_the_limit_is_all_cut(tiny_tokenizer: Any) -> None:
 def test_template_rejecting_a_role_is_recorded(tiny_tokenizer: Any) -> None:
     tokenizer = copy.deepcopy(tiny_tokenizer)
     tokenizer.chat_template = (
+        "{% if messages | selectattr('role', 'equalto', 'user') | list | length > 1 %}"
+        "{{ raise_exception('Only one user turn') }}{% endif %}" + tokenizer.chat_template
+    )
+    counter = TokenCounter(tokenizer, 4096)
+    lengths = counter.count([SAMPLE[2], SAMPLE[1]])
+    assert lengths[0] is None and lengths[1] is not None
+    assert list(counter.rejected.values()) == [[1]]
+    assert "Only one user turn" in next(iter(counter.rejected))
+
+
+def test_a_template_without_system_turn_counts_it_folded(tiny_tokenizer: Any) -> None:
+    """Training folds the system text into the first user turn; the count agrees."""
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = (
         "{% if messages[0]['role'] == 'system' %}"
         "{{ raise_exception('System role not supported') }}{% endif %}" + tokenizer.chat_template
     )
     counter = TokenCounter(tokenizer, 4096)
     lengths = counter.count(SAMPLE[:2])
-    assert lengths[0] is None and lengths[1] is not None
-    assert list(counter.rejected.values()) == [[1]]
-    assert "System role not supported" in next(iter(counter.rejected))
+    folded = [{"role": "user", "content": "Be brief.\n\nhello there"},
+              {"role": "assistant", "content": "hi!"}]  # fmt: skip
+    assert lengths[0] is not None and not counter.rejected
+    assert lengths[0].tokens == len(tokenizer.apply_chat_template(folded, return_dict=False))
 
 
 def test_tokenizer_without_template_is_refused(tiny_tokenizer: Any) -> None:
@@ -165,7 +180,7 @@ def test_lint_token_findings(tiny_tokenizer: Any, tmp_path: Path) -> None:
     assert not [f for f in report.findings if f.code == "tokens-skipped"]
 
 
-def test_lint_template_error_finding(tiny_tokenizer: Any, tmp_path: Path) -> None:
+def test_lint_says_a_system_turn_is_folded(tiny_tokenizer: Any, tmp_path: Path) -> None:
     tokenizer = copy.deepcopy(tiny_tokenizer)
     tokenizer.chat_template = (
         "{% if messages[0]['role'] == 'system' %}"
@@ -173,10 +188,32 @@ def test_lint_template_error_finding(tiny_tokenizer: Any, tmp_path: Path) -> Non
     )
     records = varied(3, system=None) + varied(2, seed=1)
     report = lint_file(write_jsonl(tmp_path / "d.jsonl", records), tokenizer=tokenizer)
+    assert not [f for f in report.findings if f.code == "template-error"]
+    folded = [f for f in report.findings if f.code == "template-folds-system"]
+    assert len(folded) == 1 and "System role not supported" in folded[0].message
+
+
+def test_lint_template_error_finding(tiny_tokenizer: Any, tmp_path: Path) -> None:
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}{% if 'terse' in m['content'] %}"
+        "{{ raise_exception('no terse prompts') }}{% endif %}{% endfor %}" + tokenizer.chat_template
+    )
+    records = varied(3, system=None) + varied(2, seed=1, system="Be terse.")
+    report = lint_file(write_jsonl(tmp_path / "d.jsonl", records), tokenizer=tokenizer)
     errors = [f for f in report.findings if f.code == "template-error"]
     assert [(f.line, f.lines) for f in errors] == [(4, (5,))]
-    twin = lint_file(write_jsonl(tmp_path / "e.jsonl", varied(5, system=None)), tokenizer=tokenizer)
-    assert not [f for f in twin.findings if f.code == "template-error"]
+
+
+def test_lint_without_template_says_training_would_stop(
+    tiny_tokenizer: Any, tmp_path: Path
+) -> None:
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = None
+    report = lint_file(write_jsonl(tmp_path / "d.jsonl", varied(3)), tokenizer=tokenizer)
+    errors = [f for f in report.findings if f.code == "template-error"]
+    assert len(errors) == 1 and "no chat template" in errors[0].message
+    assert "training would stop" in errors[0].message
 
 
 def test_percentile_nearest_rank() -> None:
