@@ -160,6 +160,16 @@ def test_split_command_writes_the_split(capsys: pytest.CaptureFixture[str], tmp_
     assert len((out / "val.jsonl").read_text().splitlines()) == manifest["counts"]["val"]
 
 
+def test_split_command_advises_on_too_few_validation_examples(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["split", str(CLEAN), "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert "note: only 14 validation examples: too few to tell models apart; hold out 0.2" in err
+    assert main(["split", str(CLEAN), "--out", str(tmp_path / "t"), "--val-fraction", "0.25"]) == 0
+    assert "note:" not in capsys.readouterr().err  # 34 validation examples
+
+
 def test_split_zero_needs_the_flag_and_warns_loudly(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -146,7 +146,8 @@ async def test_ab_shows_the_prompt_and_the_reference_only_on_request(tmp_path: P
         system = dialog.query_one("#ab-system", Collapsible)
         assert system.collapsed and system.title.startswith("system prompt: You are the order")
         assert not reference.display and "r: show reference" in text(dialog, "#ab-keys")
-        await pilot.press("r")
+        await pilot.press("r")  # the dialog's r, not the app's Runs list
+        assert pilot.app.screen is dialog
         assert reference.display and ORDERS[0] in text(dialog, "#ab-reference")
         assert "r: hide reference" in text(dialog, "#ab-keys")
         await pilot.press("r")

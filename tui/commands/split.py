@@ -53,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Split, write the files, print what went where."""
+    """Split, write the files, print what went where (and advice on too few val examples)."""
     from engine.split import split_dataset
+    from engine.split_advice import validation_advice
 
     result = split_dataset(
         args.path,
@@ -74,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         loud = warning.isupper() or warning.startswith("NO VALIDATION")
         print(f"{'WARNING' if loud else 'warning'}: {warning}", file=sys.stderr)
+    fraction = None if args.val_file else args.val_fraction
+    advice = validation_advice(result.train_count + result.val_count, result.val_count, fraction)
+    if advice is not None:
+        print(f"note: {advice.message}", file=sys.stderr)
     return 0
 
 
