@@ -18,6 +18,7 @@ import tempfile
 import textwrap
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -187,15 +188,21 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         return key, raw.strip()
 
 
-def save_config(cfg: TrainConfig, path: str | Path) -> None:
+def save_config(
+    cfg: TrainConfig, path: str | Path, reasons: Mapping[str, str] | None = None
+) -> None:
     """Write `cfg` as commented TOML, atomically (temp file + rename).
 
     Unset fields are omitted, except those whose default is set: they are written as
     `false` (TOML has no null), so the file loads back to the same config.
+
+    Args:
+        reasons: why a (dotted) field has its value, for values that tunedeck chose
+            (`engine.recipe`); written as a comment above the key.
     """
     path = Path(path)
     text = "# tunedeck run configuration (tunedeck train <this file> repeats the run)\n"
-    text += _toml_table(cfg, "")
+    text += _toml_table(cfg, "", reasons or {})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make the run's config private
@@ -209,7 +216,7 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
         raise
 
 
-def _toml_table(cfg: Any, prefix: str) -> str:
+def _toml_table(cfg: Any, prefix: str, reasons: Mapping[str, str]) -> str:
     docs = field_docs(type(cfg))
     scalars, tables = [], []
     for f in fields(cfg):
@@ -219,10 +226,15 @@ def _toml_table(cfg: Any, prefix: str) -> str:
         if value is None:
             value = False  # unset where the default is set (early stopping off)
         if is_dataclass(value):
-            tables.append(f"\n[{prefix}{f.name}]\n" + _toml_table(value, f"{prefix}{f.name}."))
+            nested = _toml_table(value, f"{prefix}{f.name}.", reasons)
+            tables.append(f"\n[{prefix}{f.name}]\n" + nested)
         else:
             value = list(value) if isinstance(value, tuple) else value
             comment = "".join(f"# {line}\n" for line in textwrap.wrap(docs[f.name], 88))
+            reason = reasons.get(prefix + f.name)
+            if reason:
+                chosen = f"chosen for this data and model: {reason}"
+                comment += "".join(f"# {line}\n" for line in textwrap.wrap(chosen, 88))
             scalars.append(comment + tomli_w.dumps({f.name: value}))
     return "".join(scalars) + "".join(tables)
 
@@ -272,27 +284,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lora.r": 8,
         "lora.alpha": 16,
         "max_seq_len": 512,
-        "eval_steps": 10,
-        "save_steps": 10,
-        "logging_steps": 2,
     },
     "balanced": {},
     "thorough": {
         "epochs": 3.0,
         "lora.r": 32,
         "lora.alpha": 64,
-        "learning_rate": 1e-4,
-        "eval_steps": 10,
-        "save_steps": 10,
         "early_stopping_patience": 4,
     },
 }
-"""Overrides on top of the `TrainConfig` defaults, by preset name (dotted keys)."""
+"""Overrides on top of the `TrainConfig` defaults, by preset name (dotted keys). A preset's
+values count as set by the user: the data-aware recipe (`engine.recipe`) chooses only the
+fields a preset leaves alone, so "balanced" is the recipe itself."""
 
 PRESET_DESCRIPTIONS: dict[str, str] = {
-    "quick": "a first look: 1 epoch, small adapter (r=8), short sequences, frequent logs",
-    "balanced": "the defaults: 2 epochs, r=16, lr 2e-4, early stopping on validation loss",
-    "thorough": "3 epochs, larger adapter (r=32), lower lr 1e-4, evaluation every 10 steps",
+    "quick": "a first look: 1 epoch, small adapter (r=8), short sequences",
+    "balanced": "sized to your data and model: learning rate from the model's width, batch "
+    "and epochs from the number of examples, early stopping on validation loss",
+    "thorough": "3 epochs, larger adapter (r=32), more patience before stopping early",
 }
 
 

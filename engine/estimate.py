@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -379,3 +381,19 @@ def format_estimate(est: RunEstimate) -> list[str]:
     lines += [f"If it does not fit - {a}" for a in est.advice]
     lines += [f"Note: {n}" for n in est.notes]
     return lines
+
+
+def detect_device() -> tuple[Device, int | None]:
+    """("cuda", free bytes of the first GPU) when nvidia-smi answers, else ("cpu", None).
+
+    Asks nvidia-smi rather than torch: importing torch takes seconds, and the wizard and
+    the CLI ask before any model is loaded.
+    """
+    if shutil.which("nvidia-smi") is None:
+        return "cpu", None
+    query = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=5, check=True)
+        return "cuda", int(out.stdout.split()[0]) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return "cpu", None

@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from engine.config import (
     TrainConfig,
     config_warnings,
     save_config,
-    suggest_intervals,
     with_overrides,
 )
 from engine.control import Action, send_request, worker_alive
@@ -36,7 +35,9 @@ from engine.events import (
     read_status,
     write_status,
 )
+from engine.formats import load_examples
 from engine.paths import runs_dir
+from engine.recipe import local_model_config, recipe_for_run
 
 CONFIG_FILE = "config.toml"
 LOG_FILE = "worker.log"
@@ -114,36 +115,37 @@ def freeze_config(cfg: TrainConfig) -> TrainConfig:
     return with_overrides(cfg, **changes) if changes else cfg
 
 
-def create_run(cfg: TrainConfig, fit_intervals: bool = False) -> Path:
+def create_run(
+    cfg: TrainConfig,
+    keep: Collection[str] | None = None,
+    reasons: Mapping[str, str] | None = None,
+) -> Path:
     """Make the run directory: frozen config, the data split, status `queued`.
 
     Args:
-        fit_intervals: size eval/save/logging intervals to the split's training set
-            (about 8 validation points per run) instead of the config's fixed steps;
-            for configs the user did not tune by hand (a preset).
+        keep: None: the config is complete as given (a config file, or the wizard's
+            choices). A collection: tunedeck chooses the recipe's fields (`engine.recipe`:
+            learning rate, batch, epochs, method, intervals) from the split, the model and
+            the machine, except the fields named here, which the user set.
+        reasons: why tunedeck chose some values (the wizard's recipe); written into
+            config.toml beside them and recorded in a `recipe` event.
     """
     from engine.run_data import prepare_run_data
 
     cfg = freeze_config(cfg)
-    root = runs_dir()
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    while True:
-        run_dir = root / new_run_id()
-        try:
-            run_dir.mkdir(mode=0o700)  # exclusive: a clash draws another id; user-only access
-            break
-        except FileExistsError:
-            continue
+    run_dir = _new_run_dir()
     try:
         split = prepare_run_data(cfg, run_dir / DATA_DIR)
+        if keep is not None:
+            train = load_examples(run_dir / DATA_DIR / "train.jsonl").examples
+            recipe = recipe_for_run(cfg, train, keep)
+            cfg, reasons = recipe.config, recipe.reasons()
+        save_config(cfg, run_dir / CONFIG_FILE, reasons)
     except BaseException:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)  # no half-made run left behind
         raise
-    if fit_intervals:
-        cfg = with_overrides(cfg, **suggest_intervals(cfg, split.train_count))
-    save_config(cfg, run_dir / CONFIG_FILE)
     write_status(run_dir, RunStatus(state="queued", heartbeat=time.time()))
     events = EventWriter(run_dir)
     events.emit("state", state="queued")
@@ -154,9 +156,51 @@ def create_run(cfg: TrainConfig, fit_intervals: bool = False) -> Path:
         skipped_lines=split.skipped_lines,
         warnings=split.warnings,
     )
-    for warning in config_warnings(cfg, split.train_count):
-        events.emit("warning", code="config", message=warning)
+    _emit_recipe(events, cfg, reasons)
+    _emit_config_warnings(events, cfg, split.train_count)
     return run_dir
+
+
+def _emit_recipe(events: EventWriter, cfg: TrainConfig, reasons: Mapping[str, str] | None) -> None:
+    """A `recipe` event: the values tunedeck chose and why (for viewers and the CLI)."""
+    if reasons:
+        choices = [
+            {"field": name, "value": _config_value(cfg, name), "reason": reason}
+            for name, reason in reasons.items()
+        ]
+        events.emit("recipe", choices=choices)
+
+
+def _new_run_dir() -> Path:
+    root = runs_dir()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    while True:
+        run_dir = root / new_run_id()
+        try:
+            run_dir.mkdir(mode=0o700)  # exclusive: a clash draws another id; user-only access
+            return run_dir
+        except FileExistsError:
+            continue
+
+
+def _config_value(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _emit_config_warnings(events: EventWriter, cfg: TrainConfig, n_train: int | None) -> None:
+    """The config's warnings, judged with the model's size when it is on disk."""
+    model_config = local_model_config(cfg.model)
+    for warning in config_warnings(cfg, n_train, model_config=model_config):
+        events.emit("warning", code="config", message=warning)
+
+
+def recipe_choices(run_dir: Path) -> list[dict[str, Any]]:
+    """The values tunedeck chose for a run and why (its `recipe` event; [] if none)."""
+    events, _ = read_events(run_dir / EVENTS_FILE, 0)
+    found = [e.get("choices") for e in events if e.get("type") == "recipe"]
+    return [c for c in (found[-1] or []) if isinstance(c, dict)] if found else []
 
 
 def worker_command(run_dir: Path) -> list[str]:
@@ -197,9 +241,13 @@ def start_worker(run_dir: Path) -> int:
     return process.pid
 
 
-def start_run(cfg: TrainConfig, fit_intervals: bool = False) -> RunInfo:
+def start_run(
+    cfg: TrainConfig,
+    keep: Collection[str] | None = None,
+    reasons: Mapping[str, str] | None = None,
+) -> RunInfo:
     """Create a run and start its worker; returns at once (see create_run)."""
-    run_dir = create_run(cfg, fit_intervals)
+    run_dir = create_run(cfg, keep, reasons)
     start_worker(run_dir)
     return run_info(run_dir)
 
@@ -220,7 +268,9 @@ def same_data_and_model(run_dir: Path, cfg: TrainConfig) -> bool:
     return frozen.data == stored.data and frozen.model == stored.model
 
 
-def start_created_run(run_dir: Path, cfg: TrainConfig) -> RunInfo:
+def start_created_run(
+    run_dir: Path, cfg: TrainConfig, reasons: Mapping[str, str] | None = None
+) -> RunInfo:
     """Start the worker of a run made by create_run and never started, training with `cfg`.
 
     The hyperparameters may have changed since the run was created (the config is
@@ -241,23 +291,24 @@ def start_created_run(run_dir: Path, cfg: TrainConfig) -> RunInfo:
             f"run {info.id} was made for other data or another model",
             hint="start a new run (its baseline must then be evaluated again)",
         )
-    _update_config(run_dir, freeze_config(cfg))
+    _update_config(run_dir, freeze_config(cfg), reasons)
     start_worker(run_dir)
     return run_info(run_dir)
 
 
-def _update_config(run_dir: Path, cfg: TrainConfig) -> None:
+def _update_config(
+    run_dir: Path, cfg: TrainConfig, reasons: Mapping[str, str] | None = None
+) -> None:
     """Rewrite a created run's config when the hyperparameters changed; warn again."""
     from engine.config import load_config
 
     if load_config(run_dir / CONFIG_FILE) == cfg:
         return
-    save_config(cfg, run_dir / CONFIG_FILE)
+    save_config(cfg, run_dir / CONFIG_FILE, reasons)
     events = EventWriter(run_dir)
     events.emit("config_updated", reason="hyperparameters changed before training started")
-    train_count = _train_count(run_dir)
-    for warning in config_warnings(cfg, train_count) if train_count is not None else ():
-        events.emit("warning", code="config", message=warning)
+    _emit_recipe(events, cfg, reasons)
+    _emit_config_warnings(events, cfg, _train_count(run_dir))
 
 
 def _train_count(run_dir: Path) -> int | None:

@@ -12,22 +12,29 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import (
+    PRESETS,
     DataConfig,
     TrainConfig,
     from_preset,
-    suggest_intervals,
     with_overrides,
 )
 from engine.formats import LoadedDataset
 from engine.lint import LintReport
+from engine.recipe import (
+    RECIPE_FIELDS,
+    Recipe,
+    RecipeInputs,
+    approximate_p95_tokens,
+    choose_recipe,
+)
 from engine.split import SplitResult
 from tui.token_survey import TokenSurvey
 
 DEFAULT_PRESET = "balanced"
-AUTO_FIELDS = ("eval_steps", "save_steps", "logging_steps")
-"""Fields the wizard sets from the dataset size until the user edits them: the defaults
-(evaluate every 20 steps) suit thousands of examples, and a small dataset would otherwise
-see no validation loss before the end of the run."""
+AUTO_FIELDS = RECIPE_FIELDS
+"""Fields the wizard chooses from the data, the model and the machine (`engine.recipe`)
+until the user edits them: a fixed recipe gives small data too few optimizer steps to
+learn, and a small model too low a learning rate."""
 
 
 def _data_default(name: str) -> Any:
@@ -63,6 +70,8 @@ class Wizard:
     """Hyperparameters; its data section is rebuilt from the Data and Split steps."""
     edited: set[str] = field(default_factory=set)
     """AUTO_FIELDS the user set by hand: the wizard leaves those alone."""
+    recipe: Recipe | None = None
+    """The recipe's latest choices, with their reasons (None until the split is known)."""
     run_dir: Path | None = None
     """The run the Train step shows (started here, or attached from the Runs list); the
     Baseline step may create it before training, without starting it."""
@@ -98,23 +107,54 @@ class Wizard:
         self.data_path = path
         self.dataset = self.report = self.tokens = self.split_result = None
 
-    def apply_suggestions(self) -> dict[str, int]:
-        """Set the AUTO_FIELDS the user has not edited from the data; returns what changed."""
+    def apply_suggestions(
+        self,
+        model_config: dict[str, Any] | None = None,
+        device: str = "cpu",
+        free_gpu_bytes: int | None = None,
+    ) -> dict[str, Any]:
+        """Choose the AUTO_FIELDS the user and the preset left alone; returns what changed.
+
+        Args:
+            model_config: the model's config.json when on disk (sizes the learning rate).
+            device, free_gpu_bytes: where the run will train (decides LoRA or QLoRA).
+        """
         if self.n_train is None:
             return {}
-        suggested = suggest_intervals(self.config, self.n_train)
-        changes = {
-            name: value
-            for name, value in suggested.items()
-            if name not in self.edited and getattr(self.config, name) != value
+        inputs = RecipeInputs(
+            n_train=self.n_train,
+            p95_tokens=self._p95_tokens(),
+            model_config=model_config,
+            device="cuda" if device == "cuda" else "cpu",
+            free_gpu_bytes=free_gpu_bytes,
+        )
+        keep = self.edited | set(PRESETS[self.preset])
+        before = self.config
+        self.recipe = choose_recipe(before, inputs, keep)
+        self.config = self.recipe.config
+        return {
+            name: getattr(self.config, name)
+            for name in AUTO_FIELDS
+            if getattr(self.config, name) != getattr(before, name)
         }
-        if changes:
-            self.config = with_overrides(self.config, **changes)
-        return changes
+
+    def _p95_tokens(self) -> int | None:
+        if self.tokens is not None and self.tokens.lengths:
+            return self.tokens.percentile(0.95)
+        return approximate_p95_tokens(self.dataset.examples) if self.dataset else None
+
+    def reasons(self) -> dict[str, str]:
+        """Why each value the recipe chose has it, for the fields it still holds."""
+        if self.recipe is None:
+            return {}
+        return {c.field: c.reason for c in self.recipe.choices if c.field not in self.edited}
 
     def use_preset(self, name: str) -> None:
-        """Start the hyperparameters over from a preset, keeping the model and method."""
+        """Start the hyperparameters over from a preset, keeping the model and method.
+
+        The caller applies the recipe again (`apply_suggestions`) with what it knows of the
+        model and the machine.
+        """
         self.preset = name
         self.config = from_preset(name, model=self.config.model, method=self.config.method)
-        self.edited.clear()
-        self.apply_suggestions()
+        self.edited &= {"method"}  # a method the user picked is still theirs

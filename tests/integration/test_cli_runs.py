@@ -101,5 +101,13 @@ def test_preset_intervals_are_sized_to_the_data(tiny_model_dir: Path) -> None:
     from engine.config import load_config
     from engine.runs import find_run
 
-    cfg = load_config(find_run(result.stdout.splitlines()[0]) / "config.toml")
+    run_dir = find_run(result.stdout.splitlines()[0])
+    cfg = load_config(run_dir / "config.toml")
     assert cfg.eval_steps == cfg.save_steps == 1
+    # the rest of the recipe too: a small batch for 124 examples, each value with its reason
+    assert (cfg.micro_batch_size, cfg.gradient_accumulation) == (4, 1)
+    assert "[recipe] chosen for this data and model" in result.stdout
+    assert "gradient_accumulation = 1  (effective batch 4: 124 examples" in result.stdout
+    text = (run_dir / "config.toml").read_text()
+    assert "# chosen for this data and model: effective batch 4" in text
+    assert "max_steps" not in [line.split(" = ")[0] for line in result.stdout.splitlines()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,7 @@ class FakeBackend(Backend):
         self.runs[run_dir] = FakeRun(run_dir, cfg, state, **kwargs)
         return self.runs[run_dir]
 
-    def start_run(self, cfg: TrainConfig) -> RunInfo:
+    def start_run(self, cfg: TrainConfig, reasons: Mapping[str, str] | None = None) -> RunInfo:
         self.started.append(cfg)
         run = self.add_run(f"20250301-10150{len(self.started)}-c0ffee", "queued", config=cfg)
         run.events.append({"type": "state", "state": "queued"})

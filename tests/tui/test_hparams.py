@@ -53,12 +53,19 @@ async def test_fields_show_values_and_explanations_and_intervals_follow_the_data
         helps = [str(s.render()) for s in form.query(".form-help")]
         assert helps[0] == field_help(TrainConfig, "epochs")
         assert field_help(TrainConfig, "lora.r") in helps
-        # 124 training examples, 2 epochs of 16-example steps: 16 steps, ~8 validation points
+        # 124 training examples: the recipe's batch of 4 over 3 epochs gives 93 steps, a
+        # 135M model's LoRA rate, and ~8 validation points
         cfg = app.wizard.config
-        assert (cfg.eval_steps, cfg.save_steps, cfg.logging_steps) == (2, 2, 1)
-        assert form.widgets["eval_steps"].value == "2"
-        assert "auto: from the dataset size" in str(form.query_one("#note-eval-steps").render())
-        assert "Validation loss every 2 steps: 9 points" in side(screen, "#hp-estimate")
+        assert (cfg.learning_rate, cfg.effective_batch_size, cfg.epochs) == (1.3e-3, 4, 3.0)
+        assert (cfg.eval_steps, cfg.save_steps, cfg.logging_steps) == (11, 11, 2)
+        assert form.widgets["eval_steps"].value == "11"
+        assert form.widgets["learning_rate"].value == "0.0013"
+        assert "auto: see the side panel" in str(form.query_one("#note-eval-steps").render())
+        recipe = side(screen, "#hp-recipe")
+        assert "learning_rate = 0.0013: LoRA's best rate for a Llama-like model 576" in recipe
+        assert "gradient_accumulation = 1: effective batch 4: 124 examples" in recipe
+        assert "epochs = 3: 93 optimizer steps in all" in recipe
+        assert "Validation loss every 11 steps: 9 points" in side(screen, "#hp-estimate")
         assert "Peak memory: about" in side(screen, "#hp-estimate")
         assert "Time: about" in side(screen, "#hp-estimate")
         assert "data.source = " in side(screen, "#hp-data")
@@ -89,12 +96,33 @@ async def test_risky_values_get_the_guides_warnings(make_app) -> None:
         screen = await open_hparams(app, pilot)
         assert "no warnings" in side(screen, "#hp-warnings")
         await edit(pilot, screen, "epochs", "5")
-        await edit(pilot, screen, "learning_rate", "0.002")
+        await edit(pilot, screen, "learning_rate", "0.02")
         warnings = side(screen, "#hp-warnings")
         assert "epochs = 5: more than 3 passes risk overfitting" in warnings
-        assert "learning_rate = 0.002 is very high" in warnings
-        # more epochs, more steps: the automatic interval follows
-        assert app.wizard.config.eval_steps == 5
+        assert "learning_rate = 0.02 is very high for LORA on a model 576 wide" in warnings
+        # more epochs, more steps: the automatic interval follows (155 steps)
+        assert app.wizard.config.eval_steps == 19
+        # the user's values are theirs: the side panel no longer claims them
+        recipe = side(screen, "#hp-recipe")
+        assert "learning_rate =" not in recipe and "epochs =" not in recipe
+
+
+async def test_the_old_fixed_recipe_on_the_tickets_is_warned(make_app) -> None:
+    """lr 2e-4, 16 examples a step, 2 epochs: 16 steps, which did not learn the task."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_hparams(app, pilot)
+        await edit(pilot, screen, "learning_rate", "0.0002")
+        await edit(pilot, screen, "gradient_accumulation", "4")
+        # the recipe keeps the effective batch of 4 by lowering the micro-batch...
+        assert app.wizard.config.micro_batch_size == 1
+        await edit(pilot, screen, "micro_batch_size", "4")  # ...until the user sets it too
+        await edit(pilot, screen, "epochs", "2")
+        assert app.wizard.config.effective_batch_size == 16
+        warnings = side(screen, "#hp-warnings")
+        assert "learning_rate = 0.0002 is low for LORA on a model 576 wide" in warnings
+        assert "only 8 steps an epoch, and LoRA learns worse with large batches" in warnings
+        assert "the run takes only 16 optimizer steps: too few" in warnings
 
 
 async def test_a_user_set_interval_is_left_alone(make_app) -> None:
@@ -114,7 +142,7 @@ async def test_a_preset_resets_the_fields(make_app) -> None:
         screen.query_one("#hp-preset", Select).value = "thorough"
         await settle(pilot)
         cfg = app.wizard.config
-        assert (cfg.epochs, cfg.lora.r, cfg.learning_rate) == (3.0, 32, 1e-4)
+        assert (cfg.epochs, cfg.lora.r, cfg.learning_rate) == (3.0, 32, 1.3e-3)
         assert screen.query_one(ConfigForm).widgets["lora.r"].value == "32"
         assert "preset thorough" in side(screen, "#hp-model-note")
 

@@ -8,9 +8,13 @@ import sys
 import time
 from typing import Any
 
-# Interval fields: set by hand (config file or --set), they are kept as given; otherwise
-# they are sized to the data so that a small dataset still gets validation points.
-INTERVAL_KEYS = ("eval_steps", "save_steps", "logging_steps")
+# Options and the config field each one sets: a field the user set is kept as given, the
+# recipe (engine.recipe) chooses the others from the data, the model and the machine.
+OPTION_FIELDS = (
+    ("data.source", "data"), ("data.val", "val_data"), ("data.val_fraction", "val_fraction"),
+    ("model", "model"), ("method", "method"), ("epochs", "epochs"),
+    ("max_steps", "max_steps"), ("learning_rate", "lr"),
+)  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,17 +85,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
-    from engine.config import from_preset, load_config, parse_assignment, with_overrides
+def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
+    """The config the options describe, and the fields the user set (None: a config file,
+    complete as written, so the recipe leaves it alone)."""
+    from engine.config import PRESETS, from_preset, load_config, parse_assignment, with_overrides
 
     path = args.config or args.config_option
-    cfg = load_config(path) if path else from_preset(args.preset or "balanced")
+    preset = args.preset or "balanced"
+    cfg = load_config(path) if path else from_preset(preset)
     changes: dict[str, Any] = {}
-    for key, attr in (
-        ("data.source", "data"), ("data.val", "val_data"), ("data.val_fraction", "val_fraction"),
-        ("model", "model"), ("method", "method"), ("epochs", "epochs"),
-        ("max_steps", "max_steps"), ("learning_rate", "lr"),
-    ):  # fmt: skip
+    for key, attr in OPTION_FIELDS:
         value = getattr(args, attr)
         if value is not None:
             changes[key] = value
@@ -100,29 +103,36 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     for item in args.set:
         key, value = parse_assignment(item)
         changes[key] = value
-    return with_overrides(cfg, **changes) if changes else cfg
+    cfg = with_overrides(cfg, **changes) if changes else cfg
+    return cfg, None if path else set(changes) | set(PRESETS[preset])
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Create and start a run; print its id (or follow it)."""
-    from engine.runs import start_run
+    """Create and start a run; print its id, the values tunedeck chose and its warnings."""
+    from engine.runs import recipe_choices, start_run
 
-    cfg = _config_from_args(args)
-    hand_tuned = (
-        args.config
-        or args.config_option
-        or any(item.split("=")[0].strip() in INTERVAL_KEYS for item in args.set)
-    )
-    info = start_run(cfg, fit_intervals=not hand_tuned)
+    cfg, user_set = _config_from_args(args)
+    info = start_run(cfg, keep=user_set)
     if args.json:
-        print(json.dumps(info.to_json()))
+        print(json.dumps({**info.to_json(), "recipe": recipe_choices(info.dir)}))
     else:
         print(info.id)
+    if not args.follow:
+        for line in _creation_lines(info.dir):
+            print(line, file=sys.stderr)
         print(f"started in the background; follow it with `tunedeck attach {info.id}`",
               file=sys.stderr)  # fmt: skip
-    if args.follow:
-        return follow(info.dir)
-    return 0
+        return 0
+    return follow(info.dir)
+
+
+def _creation_lines(run_dir: Any) -> list[str]:
+    """The lines `follow` would print for what create_run recorded (recipe, warnings)."""
+    from engine.events import EVENTS_FILE, read_events
+
+    events, _ = read_events(run_dir / EVENTS_FILE, 0)
+    lines = [format_event(e) for e in events if e.get("type") in ("recipe", "warning")]
+    return [line for line in lines if line]
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -222,6 +232,8 @@ def format_event(event: dict[str, Any]) -> str | None:
                  f"{event.get('val_examples')} validation examples"]  # fmt: skip
         lines += [f"  warning: {w}" for w in event.get("warnings") or []]
         return "\n".join(lines)
+    if kind == "recipe":
+        return format_recipe(event.get("choices") or [])
     if kind == "warning" and event.get("message"):
         return f"[warning] {event['message']}"
     if kind == "best":
@@ -230,6 +242,16 @@ def format_event(event: dict[str, Any]) -> str | None:
         fields = {k: v for k, v in event.items() if k not in ("type", "time")}
         return f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items())
     return None
+
+
+def format_recipe(choices: list[dict[str, Any]]) -> str:
+    """The values tunedeck chose, one line each, with the reason."""
+    lines = ["[recipe] chosen for this data and model (set a value to override it):"]
+    for choice in choices:
+        value = choice.get("value")
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        lines.append(f"  {choice.get('field')} = {shown}  ({choice.get('reason')})")
+    return "\n".join(lines)
 
 
 def _num(value: Any) -> str:

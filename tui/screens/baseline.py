@@ -183,7 +183,7 @@ class BaselineScreen(WizardScreen):
         """Reuse the wizard's run when it still fits, else create one; start the eval."""
         run_dir = current if current is not None and self._reusable(current, cfg) else None
         if run_dir is None:
-            run_dir = self.backend.create_run(cfg)
+            run_dir = self.backend.create_run(cfg, self.wizard.reasons())
         self.post_message(self.RunChosen(run_dir))
         _, offset = self.backend.read_events(run_dir, 0)
         self.backend.start_baseline(run_dir)

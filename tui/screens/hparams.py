@@ -3,7 +3,9 @@
 Each edit is validated by the engine at once (`with_overrides` builds a new frozen
 config; a `ConfigError` marks the field). The side panel shows the engine's memory and
 time estimate and its warnings for this config on this dataset. The intervals between
-evaluations follow the dataset size (`suggest_intervals`) until the user sets them.
+learning rate, batch, epochs, method and evaluation intervals follow the data, the model
+and the machine (the engine's recipe, `engine.recipe`) until the user sets them; the side
+panel shows each chosen value with its reason.
 """
 
 from __future__ import annotations
@@ -40,9 +42,6 @@ from tui.widgets.config_form import ConfigForm
 from tui.widgets.path_input import NameOrPathSuggester
 from tui.wizard import AUTO_FIELDS, Wizard
 
-INTERVAL_INPUTS = {"epochs", "max_steps", "micro_batch_size", "gradient_accumulation",
-                   "num_processes"}  # fmt: skip
-"""Fields whose change moves the automatic evaluation interval."""
 CHARS_PER_TOKEN = 4.0
 """Rough English average, for an estimate made before tokens are counted."""
 
@@ -87,6 +86,7 @@ class HyperparamsScreen(WizardScreen):
             yield ConfigForm(cfg, id="hp-form")
             with VerticalScroll(id="hp-side"):
                 yield Static("", id="hp-estimate")
+                yield Static("", id="hp-recipe")
                 yield Static("", id="hp-warnings")
                 yield Static("", id="hp-data")
 
@@ -103,16 +103,26 @@ class HyperparamsScreen(WizardScreen):
 
     def _set_device(self, device: tuple[str, int | None]) -> None:
         self.device = device
+        self._apply_recipe()
         self._refresh_side()
 
     def sync(self) -> None:
         if self.query_one("#hp-model", Input).value != self.wizard.config.model:
             self._fill()  # the Models screen chose another model
-        changed = self.wizard.apply_suggestions()
+        self._apply_recipe()
+        self._refresh_side()
+
+    def _apply_recipe(self) -> None:
+        """Let the engine's recipe choose the fields nobody set, and show what it chose."""
+        device, free = self.device
+        changed = self.wizard.apply_suggestions(self._model_config(), device, free)
         form = self.query_one(ConfigForm)
         for name, value in changed.items():
-            form.set_value(name, value)
-        self._refresh_side()
+            if name == "method":
+                with self.prevent(Select.Changed):
+                    self.query_one("#hp-method", Select).value = value
+            else:
+                form.set_value(name, value)
 
     def _fill(self) -> None:
         """Show the wizard's config in every widget (no change events)."""
@@ -143,9 +153,7 @@ class HyperparamsScreen(WizardScreen):
             self.wizard.config = cfg
             if name in AUTO_FIELDS:
                 self.wizard.edited.add(name)
-            if name in INTERVAL_INPUTS:
-                for auto, value in self.wizard.apply_suggestions().items():
-                    form.set_value(auto, value)
+            self._apply_recipe()  # e.g. a new micro-batch moves accumulation and intervals
         self._refresh_side()
 
     @on(Input.Changed, "#hp-model")
@@ -157,11 +165,15 @@ class HyperparamsScreen(WizardScreen):
             self.invalid.pop("model", None)
             self.wizard.model = model
             self.wizard.config = with_overrides(self.wizard.config, model=model)
+            self._apply_recipe()  # the learning rate follows the model's width
         self._refresh_side()
 
     @on(Select.Changed, "#hp-method")
     def method_chosen(self, event: Select.Changed) -> None:
-        self.wizard.config = with_overrides(self.wizard.config, method=event.value)
+        if event.value != self.wizard.config.method:
+            self.wizard.config = with_overrides(self.wizard.config, method=event.value)
+            self.wizard.edited.add("method")
+            self._apply_recipe()
         self._refresh_side()
 
     @on(Select.Changed, "#hp-preset")
@@ -169,6 +181,7 @@ class HyperparamsScreen(WizardScreen):
         if event.value != self.wizard.preset:
             self.wizard.use_preset(str(event.value))
             self._fill()
+            self._apply_recipe()
             self._refresh_side()
 
     # -- the side panel --------------------------------------------------------------------
@@ -187,10 +200,15 @@ class HyperparamsScreen(WizardScreen):
             warnings.update("")
         else:
             estimate.update(Content("\n".join(self._estimate_lines())))
-            device = self.device[0]
-            found = config_warnings(wizard.run_config(), wizard.n_train, device=device)  # type: ignore[arg-type]
+            found = config_warnings(
+                wizard.run_config(),
+                wizard.n_train,
+                device=self.device[0],  # type: ignore[arg-type]
+                model_config=self._model_config(),
+            )
             text = "\n".join(f"! {w}" for w in found) or "✓ no warnings for this config"
             warnings.update(Content(text))
+        self.query_one("#hp-recipe", Static).update(Content(self._recipe_text()))
         self.query_one("#hp-data", Static).update(Content(_data_text(wizard.data_config())))
 
     def _model_config(self) -> dict[str, Any] | None:
@@ -254,11 +272,25 @@ class HyperparamsScreen(WizardScreen):
         note.update(Content(f"{text}  ·  preset {self.wizard.preset}: "
                             f"{PRESET_DESCRIPTIONS[self.wizard.preset]}"))  # fmt: skip
 
+    def _recipe_text(self) -> str:
+        """Each value the recipe chose, with its reason; what the user set is theirs."""
+        reasons = self.wizard.reasons()
+        if not reasons:
+            return ""
+        cfg = self.wizard.config
+        lines = ["Chosen for this data and model (edit a field to override it)"]
+        for name, reason in reasons.items():
+            value = getattr(cfg, name)
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            lines.append(f"• {name} = {shown}: {reason}")
+        return "\n".join(lines)
+
     def _auto_notes(self) -> None:
         form = self.query_one(ConfigForm)
+        chosen = self.wizard.reasons()
         for name in AUTO_FIELDS:
-            auto = name not in self.wizard.edited and self.wizard.n_train is not None
-            form.show_note(name, "auto: from the dataset size" if auto else "")
+            if name in form.widgets:
+                form.show_note(name, "auto: see the side panel" if name in chosen else "")
         tokens = self.wizard.tokens
         if tokens is not None and tokens.lengths:
             suggested = suggest_max_seq_len(list(tokens.lengths.values()))

@@ -189,9 +189,11 @@ class TrainScreen(WizardScreen):
         """Start the Baseline step's run if it still fits, else create a run and start it."""
         created = self._created_run()
         if created is not None and self.backend.same_data_and_model(created, cfg):
-            self.post_message(self.RunStarted(self.backend.start_created_run(created, cfg)))
+            info = self.backend.start_created_run(created, cfg, self.wizard.reasons())
+            self.post_message(self.RunStarted(info))
         else:
-            self.post_message(self.RunStarted(self.backend.start_run(cfg), created))
+            info = self.backend.start_run(cfg, self.wizard.reasons())
+            self.post_message(self.RunStarted(info, created))
 
     @on(RunStarted)
     def run_started(self, message: RunStarted) -> None:

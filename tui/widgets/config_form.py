@@ -153,7 +153,15 @@ class ConfigForm(VerticalScroll):
             return Select(options, value=value, allow_blank=False, compact=True, id=field_id)
         if hint is bool:
             return Checkbox("", value, compact=True, id=field_id)
-        return Input(value_text(value), compact=True, id=field_id, classes="form-input")
+        # Built empty and filled at mount without a change event: a value given here would
+        # be echoed as Input.Changed after mount, possibly after the wizard has set another
+        # value (the recipe's), and would then look like the user's edit.
+        return Input(compact=True, id=field_id, classes="form-input")
+
+    def on_mount(self) -> None:
+        for name, widget in self.widgets.items():
+            if isinstance(widget, Input):
+                self.set_value(name, self.shown[name])
 
     def load(self, cfg: TrainConfig) -> None:
         """Show `cfg`'s values without posting FieldEdited; clears all errors."""
