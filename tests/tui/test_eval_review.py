@@ -9,6 +9,7 @@ the real metrics, no model.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ from engine.eval_metrics import METRICS_VERSION, ScoringContext
 from engine.eval_store import append_jsonl, system_file
 from engine.eval_summary import build_summary, score_output, write_summary
 from engine.memorisation import TrainAnswerIndex
-from engine.review import AbPair
+from engine.review import AbPair, load_table
 from tests.engine.test_review import PROMPTS
 from tests.tui.conftest import SIZE
 from tests.tui.test_evaluate import RUN_ID, evaluate_app, open_evaluate, write_eval
-from tui.dialogs.ab_review import AbReviewDialog
+from tui.dialogs.ab_review import TURN_CHARS, AbReviewDialog, earlier_turns, system_prompt
 from tui.widgets.eval_table import EvalTableView, one_line
 
 SYSTEM = (
@@ -156,6 +157,23 @@ async def test_ab_shows_the_prompt_and_the_reference_only_on_request(tmp_path: P
         assert EMAILS[1] in text(dialog, "#ab-prompt") and not reference.display
         await pilot.press("r")
         assert ORDERS[1] in text(dialog, "#ab-reference")
+
+
+def test_a_conversation_shows_its_earlier_turns_on_one_line_each(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    write_run(run, ORDER_OUTPUTS, EMAILS, ORDERS, EXTRACTION, SYSTEM)
+    row = load_table(run).rows[0]
+    assert system_prompt(row) == SYSTEM and earlier_turns(row) == ""
+    talk = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Do you ship\nto Lyon?"},
+        {"role": "assistant", "content": "Yes, " + "we do. " * 30},
+        {"role": "user", "content": EMAILS[1]},
+    ]
+    lines = earlier_turns(replace(row, messages=talk)).splitlines()
+    assert lines[0] == "user: Do you ship to Lyon?"
+    assert lines[1].startswith("assistant: Yes, we do.") and lines[1].endswith("…")
+    assert len(lines) == 2 and len(lines[1]) == len("assistant: ") + TURN_CHARS
 
 
 def long_prompt_run(tmp_path: Path) -> Path:

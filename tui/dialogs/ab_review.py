@@ -147,9 +147,10 @@ class AbReviewDialog(ModalScreen[int]):
         collapsible.title = f"system prompt: {shorten(system, SYSTEM_CHARS)}"
         collapsible.collapsed = True
         self.query_one("#ab-system-text", Static).update(system)
+        turns = earlier_turns(row) if row is not None else ""
         context = self.query_one("#ab-context", Static)
-        context.update(earlier_turns(row) if row is not None else "")
-        context.display = bool(row is not None and earlier_turns(row))
+        context.update(turns)
+        context.display = bool(turns)
         prompt = row.prompt if row is not None else "(the prompt of this example is not loaded)"
         self.query_one("#ab-prompt", Static).update(titled("prompt", prompt))
 
