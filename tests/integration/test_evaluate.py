@@ -324,3 +324,62 @@ def test_the_judge_key_never_reaches_the_run_directory_or_output(
     for path in run.rglob("*"):
         if path.is_file():
             assert planted.encode() not in path.read_bytes(), path
+
+
+@pytest.fixture(scope="module")
+def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five tickets the tiny run never saw, as one JSON array (another container)."""
+    lines = SAMPLE.read_text().splitlines()[60:65]
+    path = tmp_path_factory.mktemp("test-data") / "tickets_test.json"
+    path.write_text("[\n" + ",\n".join(lines) + "\n]\n")
+    return path
+
+
+def test_cli_eval_scores_a_separate_test_file_kept_apart(
+    evaluated_run: Path, test_file: Path, capsys
+) -> None:
+    run = copy_run(evaluated_run, runs_dir())
+    validation = {p.name: p.read_bytes() for p in (run / "eval").glob("*.json*")}
+    args = ["eval", run.name, "--data", str(test_file), "--max-new-tokens", "8",
+            "--batch-size", "5", "--no-probes"]  # fmt: skip
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    scored = "test file tickets_test.json, 5 examples"
+    assert summary["eval_set"]["description"] == scored and summary["examples"] == 5
+    assert summary["verdict"].endswith(f"({scored})")
+    assert summary["primary"]["name"] == "category accuracy"
+    for stats in summary["systems"].values():
+        ci = stats["primary_ci"]
+        assert ci["method"] == "wilson" and ci["low"] <= stats["primary"] <= ci["high"]
+    assert all(0 < c["p_value"] <= 1 for c in summary["comparisons"])
+
+    where = Path(summary["dir"])
+    assert where.parent == run / "eval" and where.name.startswith("test-tickets_test-")
+    for system in ("base_zero", "base_few", "tuned"):
+        rows = sorted(read_jsonl(where / f"{system}.jsonl"), key=lambda r: r["index"])
+        assert [r["line"] for r in rows] == [1, 2, 3, 4, 5]  # the array's own elements
+        assert all("memorised" in r["metrics"] for r in rows)  # vs the training answers
+    assert (where / "examples.jsonl").is_file() and (where / "loss.jsonl").is_file()
+    # the validation results are untouched
+    assert {p.name: p.read_bytes() for p in (run / "eval").glob("*.json*")} == validation
+
+    assert main(args) == 0  # again, as text: every row is there, nothing regenerated
+    out, err = capsys.readouterr()
+    assert "loading the model" not in err and "on the test file tickets_test.json" in err
+    assert "run " in out and "test file tickets_test.json, 5 examples scored" in out
+    assert "95% interval" in out and "test loss" in out and f"results: {where}" in out
+
+
+def test_cli_eval_refuses_a_bad_test_file_naming_its_line(
+    evaluated_run: Path, tmp_path: Path, capsys
+) -> None:
+    run = copy_run(evaluated_run, runs_dir())
+    bad = tmp_path / "tickets_bad.jsonl"
+    lines = SAMPLE.read_text().splitlines()[60:63]
+    bad.write_text("\n".join([lines[0], lines[1], '{"messages": [}', lines[2]]) + "\n")
+    assert main(["eval", run.name, "--data", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "test file tickets_bad.jsonl line 3:" in err and "tunedeck lint" in err
+    assert main(["eval", run.name, "--data", str(tmp_path / "missing.jsonl")]) == 2
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
+    assert not list((run / "eval").glob("test-*"))  # nothing kept of either

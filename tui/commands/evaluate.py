@@ -1,4 +1,5 @@
-"""`tunedeck eval RUN`: compare the fine-tuned adapter with the base model on held-out data."""
+"""`tunedeck eval RUN [--data FILE]`: compare the fine-tuned adapter with the base model on
+held-out data: the run's validation split, or a separate test file."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a run: fine-tuned vs base model (zero- and few-shot) on validation data",
+        help="evaluate a run: fine-tuned vs base model (zero- and few-shot) on held-out data",
         description=(
-            "Generate answers for the run's validation prompts with the base model "
-            "(zero-shot and few-shot) and the fine-tuned adapter, and score them "
-            "(exact match, token F1, ROUGE-L, JSON validity, label accuracy, memorisation, "
-            "general-ability probes, validation loss; optionally an LLM judge). Runs in the "
-            "foreground with progress on stderr; rows already generated are reused, so an "
-            "interrupted evaluation resumes. Results: <run>/eval/."
+            "Generate answers for the run's validation prompts (or a test file's, --data) "
+            "with the base model (zero-shot and few-shot) and the fine-tuned adapter, and "
+            "score them (exact match, token F1, ROUGE-L, JSON validity, label or field "
+            "accuracy, memorisation, general-ability probes, loss; optionally an LLM judge). "
+            "The primary score gets a 95 % interval and fine-tuned vs the stronger base an "
+            "exact sign test. Runs in the foreground with progress on stderr; rows already "
+            "generated are reused, so an interrupted evaluation resumes. Results: "
+            "<run>/eval/ (a test file's: <run>/eval/test-<name>-<hash>/)."
         ),
     )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix of it)")
@@ -33,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_eval_command(args: argparse.Namespace) -> int:
     """Evaluate a run in the foreground and print its summary."""
     from engine.eval_options import from_args
+    from engine.eval_store import VALIDATION, set_path
     from engine.evaluate import run_eval
     from engine.review import review_summary
     from engine.runs import find_run
@@ -40,12 +44,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
     run_dir = find_run(args.run)
     options = from_args(args)
     summary = run_eval(run_dir, options, on_event=print_progress)
-    review = review_summary(run_dir, summary.get("against") or "base_zero")
+    eval_set = (summary.get("eval_set") or {}).get("name") or VALIDATION
+    review = review_summary(run_dir, summary.get("against") or "base_zero", eval_set)
+    results = set_path(run_dir, eval_set)
     if args.json:
-        print(json.dumps({**summary, "review": review, "dir": str(run_dir / "eval")}))
+        print(json.dumps({**summary, "review": review, "dir": str(results)}))
     else:
         print(format_summary(summary, review))
-        print(f"results: {run_dir / 'eval'}")
+        print(f"results: {results}")
     return 0
 
 
@@ -61,9 +67,8 @@ def print_progress(event: dict[str, Any]) -> None:
     elif kind == "eval_note":
         line = f"note: {event.get('message')}"
     elif kind == "eval_started":
-        line = (
-            f"evaluating {', '.join(event.get('systems', []))} on {event.get('examples')} examples"
-        )
+        scored = event.get("scored") or f"{event.get('examples')} examples"
+        line = f"evaluating {', '.join(event.get('systems', []))} on the {scored}"
     else:
         return
     print(line, file=sys.stderr, flush=True)
@@ -76,6 +81,7 @@ def print_progress(event: dict[str, Any]) -> None:
 _COLUMNS = (
     ("n", "n", "{:>4}"),
     ("primary", "primary", "{:>8}"),
+    ("primary_ci", "95% interval", "{:>14}"),
     ("exact", "exact", "{:>6}"),
     ("f1", "F1", "{:>6}"),
     ("rouge_l", "ROUGE-L", "{:>8}"),
@@ -97,17 +103,24 @@ def _cell(value: Any, key: str) -> str:
         return f"{value:.1f}"
     if key == "val_loss":
         return f"{value:.4f}"
+    if key == "primary_ci":
+        return f"{value['low']:.2f}-{value['high']:.2f}"
     return f"{value:.2f}"
 
 
 def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
     """The summary as a table per system, then verdict, probes, judge and review lines."""
     primary = summary.get("primary", {}).get("name", "primary")
+    eval_set = summary.get("eval_set") or {}
+    scored = eval_set.get("title", "validation split")
+    loss = "val loss" if eval_set.get("name", "validation") == "validation" else "test loss"
+    titles = [loss if key == "val_loss" else title for key, title, _ in _COLUMNS]
     lines = [
-        f"run {summary.get('run')}: {summary.get('examples')} held-out examples "
-        f"(of {summary.get('val_examples')}); primary score = {primary}",
+        f"run {summary.get('run')}: {scored}, {summary.get('examples')} examples scored "
+        f"(of {summary.get('val_examples')}); primary score = {primary} "
+        "(95% interval beside it)",
         "",
-        f"{'system':<24}" + "".join(fmt.format(title) for _, title, fmt in _COLUMNS),
+        f"{'system':<24}" + "".join(c[2].format(t) for c, t in zip(_COLUMNS, titles, strict=True)),
     ]
     for stats in summary.get("systems", {}).values():
         cells = [fmt.format(_cell(stats.get(key), key)) for key, _, fmt in _COLUMNS]
