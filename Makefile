@@ -57,7 +57,7 @@ imports: $(STAMP) ## import-linter contracts (tui -> engine, never the reverse)
 
 check: lint typecheck imports test ## Everything CI should be happy with
 
-bench: $(STAMP) ## Run every benchmark (~15 min) and print one table; BENCH_ARGS=--quick
+bench: $(STAMP) ## Run every benchmark (~35 min, outcome included) and print one table; BENCH_ARGS=--quick
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches

@@ -290,7 +290,7 @@ class HyperparamsScreen(WizardScreen):
         chosen = self.wizard.reasons()
         for name in AUTO_FIELDS:
             if name in form.widgets:
-                form.show_note(name, "auto: see the side panel" if name in chosen else "")
+                form.show_note(name, "auto (reason →)" if name in chosen else "")
         tokens = self.wizard.tokens
         if tokens is not None and tokens.lengths:
             suggested = suggest_max_seq_len(list(tokens.lengths.values()))
