@@ -457,11 +457,14 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
             except Exception as exc:
                 if not _can_retry_oom(exc, cfg):
                     raise
-                trainer = None  # drop the model and optimizer before building smaller ones
-                cfg = _halve_micro_batch(cfg, run_dir, events)
-                resume_from = checkpoints.latest_valid(run_dir / CHECKPOINT_DIR)
-                step = checkpoints.step_of(resume_from)
-                events.emit("resume", from_step=step, checkpoint=str(resume_from or ""))
+            # Out of the except block: the exception (and its traceback's frames, which
+            # hold the trainer, model and optimizer) is gone, so the memory can be freed.
+            trainer = None
+            _free_memory()
+            cfg = _halve_micro_batch(cfg, run_dir, events)
+            resume_from = checkpoints.latest_valid(run_dir / CHECKPOINT_DIR)
+            step = checkpoints.step_of(resume_from)
+            events.emit("resume", from_step=step, checkpoint=str(resume_from or ""))
     except TunedeckError as exc:
         return _fail(callback, exc.message, exc.hint)
     except Exception as exc:
@@ -500,8 +503,6 @@ def _can_retry_oom(exc: BaseException, cfg: TrainConfig) -> bool:
 
 def _halve_micro_batch(cfg: TrainConfig, run_dir: Path, events: EventWriter) -> TrainConfig:
     """Half the micro-batch, double the accumulation (same effective batch), record it."""
-    import gc
-
     from engine.config import save_config, with_overrides
 
     new = with_overrides(
@@ -516,14 +517,17 @@ def _halve_micro_batch(cfg: TrainConfig, run_dir: Path, events: EventWriter) -> 
         message=f"out of memory: retrying with micro_batch_size {new.micro_batch_size} and "
         f"gradient_accumulation {new.gradient_accumulation}",
     )
-    gc.collect()
-    _empty_cuda_cache()
     return new
 
 
-def _empty_cuda_cache() -> None:
+def _free_memory() -> None:
+    """Collect what the failed attempt left (reference cycles included), then hand the
+    CUDA cache back so the smaller retry starts from an empty GPU."""
+    import gc
+
     import torch
 
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

@@ -107,6 +107,49 @@ def test_oom_retry_halves_the_micro_batch_and_finishes(
     assert "oom_retry" in codes
 
 
+def test_oom_retry_frees_the_first_trainer_and_model_before_the_retry_loads(
+    monkeypatch,
+    tiny_model_dir,
+    small_data,  # noqa: F811
+) -> None:
+    """The exception's traceback holds the failed attempt's frames. The worker's cleanup
+    (gc.collect, then torch.cuda.empty_cache) must run once they are gone: inside the
+    `except` block the trainer and model are still reachable, and emptying the CUDA cache
+    then hands nothing back before the smaller retry loads."""
+    import gc
+    import sys
+    import weakref
+
+    run_dir = create_run(tiny_config(tiny_model_dir, small_data, max_steps=2, oom_retry=True,
+                                     micro_batch_size=4, gradient_accumulation=1))  # fmt: skip
+    built: list[weakref.ref] = []
+    alive_after_cleanup: list[int] = []
+    original_build, original_collect = train.build_trainer, gc.collect
+
+    def build_and_track(*args, **kwargs):
+        trainer = original_build(*args, **kwargs)
+        built.extend([weakref.ref(trainer), weakref.ref(trainer.model)])
+        return trainer
+
+    def collect_and_look(*args, **kwargs):
+        result = original_collect(*args, **kwargs)
+        caller = sys._getframe(1).f_globals.get("__name__")
+        if built and caller == "engine.train":  # the worker's cleanup, not transformers'
+            alive_after_cleanup.append(sum(ref() is not None for ref in built[:2]))
+        return result
+
+    def oom_once(n, out):
+        if len(built) == 2:  # the first attempt only
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(train, "build_trainer", build_and_track)
+    monkeypatch.setattr(gc, "collect", collect_and_look)
+    inject_into_head(monkeypatch, oom_once, module="input")
+    assert train.run_worker(run_dir) == 0
+    assert len(built) == 4  # one retry
+    assert alive_after_cleanup[0] == 0  # the cleanup found the first attempt unreachable
+
+
 def test_low_disk_space_pauses_without_a_half_checkpoint_then_resumes(
     monkeypatch,
     tiny_model_dir,
