@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,8 @@ def test_saved_file_omits_unset_fields_and_explains_each_key(tmp_path: Path) -> 
     assert "max_steps" not in data and "run_name" not in data
     assert "source" not in data["data"] and "train" not in data["data"]
     assert data["lora"]["target_modules"] == ["all-linear"]
-    assert f"# {field_help(TrainConfig, 'learning_rate')}\nlearning_rate = 0.0002" in text
+    wrapped = textwrap.wrap(field_help(TrainConfig, "learning_rate"), 88)
+    assert "".join(f"# {line}\n" for line in wrapped) + "learning_rate = 0.0002" in text
     assert all(len(line) <= 100 for line in text.splitlines())
 
 
