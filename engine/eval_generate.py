@@ -377,22 +377,25 @@ def validation_loss(
     """
     import torch
 
-    from engine.tokenization import IGNORE_INDEX, tokenize_conversation
+    from engine.errors import is_out_of_memory
+    from engine.fast_loss import trained_loss_sum
+    from engine.tokenization import tokenize_conversation
 
     items = [tokenize_conversation(tokenizer, c, max_seq_len) for c in conversations]
     items = [item for item in items if item.trained_tokens > 0]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total, counted = 0.0, 0
-    for start in range(0, len(items), batch_size):
+    total, counted, start = 0.0, 0, 0
+    while start < len(items):
         ids, labels, mask = _right_padded(items[start : start + batch_size], pad)
-        # The model shifts labels by one: a label at position 0 is never predicted.
-        predicted = int((labels[:, 1:] != IGNORE_INDEX).sum())
-        if predicted == 0:
+        try:  # logits only where an answer token is predicted (engine.fast_loss)
+            with torch.inference_mode():
+                summed, count = trained_loss_sum(
+                    model, ids.to(device), mask.to(device), labels.to(device)
+                )
+        except Exception as exc:
+            if not is_out_of_memory(exc) or batch_size == 1:
+                raise
+            batch_size //= 2  # this batch again, and the later ones, at half the size
             continue
-        with torch.inference_mode():
-            out = model(
-                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
-            )
-        total += float(out.loss) * predicted  # the model's loss is the mean over those tokens
-        counted += predicted
+        total, counted, start = total + summed, counted + count, start + batch_size
     return (total / counted if counted else None), counted

@@ -105,7 +105,6 @@ def trained_positions_loss(
         (loss, outputs): the outputs hold logits for the kept positions only.
     """
     import torch
-    import torch.nn.functional as F
 
     labels = inputs["labels"]
     targets = labels[:, 1:]
@@ -121,10 +120,68 @@ def trained_positions_loss(
         use_cache=False,  # with a cache, transformers does not look for packed sequences
         **extra,
     )
-    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1]).float()
+    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])
     wanted = targets[targets != IGNORE_INDEX]
-    loss = F.cross_entropy(logits, wanted, reduction="sum")
+    loss = summed_cross_entropy(logits, wanted)
     denominator = num_items_in_batch if num_items_in_batch is not None else wanted.numel()
     return loss / max(denominator, 1) if isinstance(
         denominator, int
     ) else loss / denominator, outputs
+
+
+CHUNK_LOGITS = 1 << 25
+"""Logits upcast to fp32 at a time (128 MB): a chunk of kept positions x vocabulary."""
+
+
+def summed_cross_entropy(logits: Any, targets: Any, chunk_logits: int = CHUNK_LOGITS) -> Any:
+    """Summed fp32 cross-entropy of (N, vocab) logits, a chunk of positions at a time.
+
+    With a large vocabulary the kept logits dominate memory: Llama-3's 128k entries are
+    ~16 bytes per logit when upcast at once (bf16 logits, fp32 copy, softmax, gradient),
+    17 GB for 8k trained tokens. In chunks under non-reentrant checkpointing only the
+    bf16 logits and their gradient stay; each chunk's fp32 softmax is recomputed in the
+    backward pass. Small batches (every test) take the single call: same value either way.
+    """
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    rows = max(1, chunk_logits // max(1, logits.shape[-1]))
+    if logits.shape[0] <= rows:
+        return F.cross_entropy(logits.float(), targets, reduction="sum")
+    total = None
+    for start in range(0, logits.shape[0], rows):
+        part = checkpoint(
+            _chunk_loss, logits[start : start + rows], targets[start : start + rows],
+            use_reentrant=False,
+        )  # fmt: skip
+        total = part if total is None else total + part
+    return total
+
+
+def _chunk_loss(logits: Any, targets: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def trained_loss_sum(
+    model: Any, input_ids: Any, attention_mask: Any, labels: Any
+) -> tuple[float, int]:
+    """(summed loss, count) over the positions whose next token is a label (evaluation).
+
+    The model projects only those positions (`logits_to_keep` as a mask), as training
+    does: batch x length x vocabulary logits would be ~10 GB at 4 x 2048 on Llama-3.
+    """
+    import torch
+
+    targets = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = targets != IGNORE_INDEX
+    wanted = targets[targets != IGNORE_INDEX]
+    if wanted.numel() == 0:
+        return 0.0, 0
+    outputs = model(
+        input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False
+    )
+    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])
+    return float(summed_cross_entropy(logits, wanted)), int(wanted.numel())

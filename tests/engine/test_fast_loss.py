@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
@@ -78,3 +80,54 @@ def test_a_packed_sequence_collates_like_its_examples_side_by_side(batch) -> Non
     together = PackedCollator()([packed[0]])
     for key in ("input_ids", "labels", "position_ids", "cu_seq_lens"):
         assert torch.equal(together[key], loose[key]), key
+
+
+def test_chunked_cross_entropy_has_the_same_value_and_gradient() -> None:
+    from engine.fast_loss import summed_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(37, 50, requires_grad=True)
+    targets = torch.randint(0, 50, (37,))
+    whole = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    (expected,) = torch.autograd.grad(whole, logits)
+    chunked = summed_cross_entropy(logits, targets, chunk_logits=50 * 8)  # 5 chunks
+    (grad,) = torch.autograd.grad(chunked, logits)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(grad, expected)
+
+
+def test_validation_loss_projects_only_trained_positions(tiny_tokenizer, batch) -> None:
+    """Same value as the model's full-logit loss; the LM head sees answer positions only."""
+    from engine.eval_generate import validation_loss
+    from tests.engine.conftest import SAMPLE
+
+    model = build_tiny_model(tiny_tokenizer).eval()
+    padded = PaddingCollator(tiny_tokenizer.pad_token_id)(batch)
+    with torch.no_grad():
+        reference = float(model(**padded).loss)
+    projected: list[int] = []
+    head = model.get_output_embeddings()
+    head.register_forward_hook(lambda m, i, o: projected.append(i[0].shape[:-1].numel()))
+    conversations = [json.loads(line)["messages"] for line in SAMPLE.read_text().splitlines()[:4]]
+    loss, tokens = validation_loss(model, tiny_tokenizer, conversations, 512, 4, "cpu")
+    assert tokens == int((padded["labels"][:, 1:] != -100).sum()) == sum(projected)
+    assert abs(loss - reference) < 1e-5
+
+
+def test_validation_loss_halves_a_batch_that_runs_out_of_memory(tiny_tokenizer) -> None:
+    from engine.eval_generate import validation_loss
+    from tests.engine.conftest import SAMPLE
+
+    model = build_tiny_model(tiny_tokenizer).eval()
+    sizes: list[int] = []
+
+    def refuse_big_batches(module, args, kwargs):
+        sizes.append(kwargs["input_ids"].shape[0])
+        if sizes[-1] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    model.register_forward_pre_hook(refuse_big_batches, with_kwargs=True)
+    conversations = [json.loads(line)["messages"] for line in SAMPLE.read_text().splitlines()[:3]]
+    loss, tokens = validation_loss(model, tiny_tokenizer, conversations, 512, 4, "cpu")
+    assert sizes == [3, 2, 1, 1, 1]  # 3 refused, then 2 refused, then one at a time
+    assert loss is not None and tokens > 0
