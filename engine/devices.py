@@ -80,3 +80,36 @@ def place_worker(
     if num_processes > len(visible):
         note = f"{num_processes} processes on {len(visible)} visible GPUs (more than one a GPU)"
     return GpuPlacement({GPU_NOTE_ENV: note}, note)
+
+
+def gpus_overlap(first: str | None, second: str | None) -> bool:
+    """Whether two CUDA_VISIBLE_DEVICES values can name the same GPU (None or "": all)."""
+    if not first or not second:
+        return True
+    return bool({g.strip() for g in first.split(",")} & {g.strip() for g in second.split(",")})
+
+
+def training_on_same_gpu(visible: str | None = None) -> str | None:
+    """The id of a live training run whose GPUs this process would share, else None.
+
+    Evaluation loads a second copy of the model; beside a training worker on the same GPU
+    both run out of memory. The worker's GPUs come from its runtime event.
+    """
+    from engine.control import worker_alive
+    from engine.events import iter_all_events
+    from engine.paths import runs_dir
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    root = runs_dir()
+    if not root.is_dir():
+        return None
+    for run_dir in sorted(root.iterdir()):
+        if not run_dir.is_dir() or not worker_alive(run_dir):
+            continue
+        runtime = [e for e in iter_all_events(run_dir) if e.get("type") == "runtime"]
+        if runtime and runtime[-1].get("device") != "cuda":
+            continue  # a CPU run: it shares cores, not GPU memory
+        worker = runtime[-1].get("cuda_visible_devices") if runtime else None
+        if gpus_overlap(worker, visible):
+            return run_dir.name
+    return None

@@ -205,7 +205,19 @@ class Evaluation:
 
         from engine.control import worker_alive
 
-        if not torch.cuda.is_available() and worker_alive(self.run_dir):
+        if torch.cuda.is_available():  # a second model beside training: both would OOM
+            from engine.devices import training_on_same_gpu
+
+            busy = training_on_same_gpu()
+            if busy is not None:
+                raise TunedeckError(
+                    f"run {busy} is training on this GPU: evaluating now would load a "
+                    "second model beside it",
+                    hint=f"evaluate when it has finished or paused (`tunedeck pause {busy}`), "
+                    "or on another GPU: CUDA_VISIBLE_DEVICES=<free gpu> tunedeck eval ...",
+                )
+            return
+        if worker_alive(self.run_dir):
             threads = max(1, torch.get_num_threads() // 2)
             torch.set_num_threads(threads)
             self.emit(

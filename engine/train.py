@@ -371,6 +371,7 @@ def build_trainer(cfg: TrainConfig, run_dir: Path, callback: RunCallback, tokeni
         processes=int(os.environ.get("WORLD_SIZE", "1")),
         parallel=mode,
         gpus=os.environ.get(GPU_NOTE_ENV, ""),
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""),  # "" = all
         attention=model.get_base_model().config._attn_implementation,
         train_examples=train_examples,
         **({"packed_sequences": len(train)} if cfg.packing else {}),

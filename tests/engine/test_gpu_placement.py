@@ -137,3 +137,42 @@ def test_bf16_auto_needs_real_bf16_units(monkeypatch) -> None:
     assert train.pick_device("auto") == ("cuda", torch.float16)
     assert asked == [False]
     assert train.pick_device("on") == ("cuda", torch.bfloat16)
+
+
+def _training_run(home: Path, run_id: str, visible: str, device: str = "cuda") -> Path:
+    from engine.events import EventWriter
+    from engine.paths import runs_dir
+
+    run_dir = runs_dir() / run_id
+    run_dir.mkdir(parents=True)
+    EventWriter(run_dir).emit("runtime", device=device, cuda_visible_devices=visible)
+    return run_dir
+
+
+def test_evaluation_is_refused_beside_training_on_the_same_gpu(tunedeck_home: Path) -> None:
+    from engine.control import worker_lock
+    from engine.devices import training_on_same_gpu
+    from engine.errors import TunedeckError
+    from engine.eval_runner import Evaluation
+
+    run_dir = _training_run(tunedeck_home, "20260101-000000-aaaaaa", "0")
+    _training_run(tunedeck_home, "20260101-000000-bbbbbb", "", device="cpu")
+    assert training_on_same_gpu("0") is None  # no worker holds the run: nothing trains
+    with worker_lock(run_dir):
+        assert training_on_same_gpu("0") == run_dir.name
+        assert training_on_same_gpu("") == run_dir.name  # the eval would see every GPU
+        assert training_on_same_gpu("1,2") is None  # another GPU is fine
+
+        class Runner:  # what _share_cpu_with_training reads of an Evaluation
+            emit = None
+
+        Runner.run_dir = run_dir
+        import torch
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(torch.cuda, "is_available", lambda: True)
+            patch.setenv("CUDA_VISIBLE_DEVICES", "0")
+            with pytest.raises(TunedeckError) as caught:
+                Evaluation._share_cpu_with_training(Runner())
+    assert f"run {run_dir.name} is training on this GPU" in caught.value.message
+    assert "tunedeck pause" in caught.value.hint and "CUDA_VISIBLE_DEVICES" in caught.value.hint
