@@ -91,8 +91,13 @@ class PackedCollator:
             "input_ids": torch.tensor([ids]),
             "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([positions]),
-            # Where each example starts (engine.packed_attention attends within them).
+            # Where each example starts (engine.packed_attention attends within them):
+            # a tensor the Trainer moves to the GPU (varlen kernels read it there), and
+            # the same bounds as ints, which stay on the CPU (per-example calls read them
+            # without waiting on the GPU).
             "cu_seq_lens": torch.tensor(bounds, dtype=torch.int32),
+            "seq_bounds": tuple(bounds),
+            "max_length": max(b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)),
         }
 
 
@@ -112,6 +117,8 @@ def trained_positions_loss(
     keep[:, :-1] = targets != IGNORE_INDEX
     bounds = inputs.get("cu_seq_lens")
     extra = {} if bounds is None else {"cu_seq_lens_q": bounds}  # engine.packed_attention
+    if inputs.get("seq_bounds") is not None:
+        extra.update(seq_bounds=inputs["seq_bounds"], max_length_q=inputs["max_length"])
     outputs = model(
         input_ids=inputs["input_ids"],
         attention_mask=inputs.get("attention_mask"),

@@ -15,8 +15,15 @@ generation, batches of several rows) goes to transformers' own `sdpa` code uncha
 Models whose attention is more than causal (sliding windows, logit soft-capping) keep
 `sdpa`.
 
-Where the examples start comes from `cu_seq_lens_q` (the collator's cumulative lengths,
-the name transformers uses for FlashAttention) or else from the restarting `position_ids`.
+Where the examples start comes from `seq_bounds` (the collator's cumulative lengths as
+plain ints: the Trainer leaves them on the CPU, so no layer waits on the GPU to read
+them), else `cu_seq_lens_q` (the same as a tensor, the name transformers uses for
+FlashAttention), else the restarting `position_ids`.
+
+On CUDA in bf16/fp16 the whole row goes to one varlen FlashAttention call
+(`torch.nn.attention.varlen.varlen_attn`, PyTorch 2.10 and later) with the device copy
+of the bounds and the longest example's length from the collator: no per-example loop,
+no host sync. Without it (older PyTorch, fp32) the per-example calls use the CPU bounds.
 """
 
 from __future__ import annotations
@@ -65,19 +72,17 @@ def packed_attention_forward(
             module, query, key, value, attention_mask,
             dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs,
         )  # fmt: skip
-    bounds = kwargs.get("cu_seq_lens_q")
-    if bounds is not None:
-        bounds = [int(b) for b in bounds.tolist()]
-    elif kwargs.get("position_ids") is not None:
-        bounds = sequence_starts(kwargs["position_ids"])
-    else:
-        bounds = [0, length]
+    grouped = key.shape[1] != query.shape[1]
+    if query.is_cuda and not dropout:
+        out = _varlen(query, key, value, kwargs, scaling, grouped)
+        if out is not None:
+            return out, None
+    bounds = row_bounds(kwargs, length)
     dtype = query.dtype
     if query.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
         # PyTorch's CPU flash kernel is about twice as fast in fp32 as in bf16 at these
         # sizes (and exact): the upcast of q/k/v costs far less than it saves.
         query, key, value = query.float(), key.float(), value.float()
-    grouped = key.shape[1] != query.shape[1]
     outputs = [
         F.scaled_dot_product_attention(
             query[:, :, start:end],
@@ -93,6 +98,40 @@ def packed_attention_forward(
     ]
     out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
     return out.to(dtype).transpose(1, 2).contiguous(), None
+
+
+def row_bounds(kwargs: dict[str, Any], length: int) -> list[int]:
+    """Example bounds [0, ..., length] of the row, read without a GPU sync if possible."""
+    if kwargs.get("seq_bounds") is not None:
+        return [int(b) for b in kwargs["seq_bounds"]]
+    if kwargs.get("cu_seq_lens_q") is not None:
+        return [int(b) for b in kwargs["cu_seq_lens_q"].tolist()]  # syncs on a GPU
+    if kwargs.get("position_ids") is not None:
+        return sequence_starts(kwargs["position_ids"])
+    return [0, length]
+
+
+def _varlen(
+    query: Any, key: Any, value: Any, kwargs: dict[str, Any], scaling: Any, grouped: bool
+) -> Any:
+    """One varlen FlashAttention call over the row (CUDA, half precision), or None."""
+    import torch
+
+    bounds, longest = kwargs.get("cu_seq_lens_q"), kwargs.get("max_length_q")
+    if bounds is None or longest is None or query.dtype not in (torch.bfloat16, torch.float16):
+        return None
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:  # PyTorch before 2.10
+        return None
+    cu = bounds.to(device=query.device, dtype=torch.int32)
+    # (1, heads, tokens, dim) -> (tokens, heads, dim); back as (1, tokens, heads, dim).
+    q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))
+    out: Any = varlen_attn(
+        q, k, v, cu, cu, int(longest), int(longest),
+        scale=scaling, window_size=(-1, 0), enable_gqa=grouped,
+    )  # fmt: skip
+    return out.unsqueeze(0)
 
 
 def packed_attention_mask(

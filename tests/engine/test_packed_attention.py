@@ -116,3 +116,24 @@ def test_only_plain_causal_models_switch() -> None:
     eager = config(LlamaConfig)
     eager._attn_implementation = "eager"
     assert not supports_packed_attention(eager)
+
+
+def test_bounds_come_from_the_cpu_ints_before_any_tensor_is_read() -> None:
+    """On a GPU `cu_seq_lens_q.tolist()` in every layer waits for the device each time."""
+    from engine.packed_attention import row_bounds
+
+    class OnTheGpu:
+        def tolist(self):
+            raise AssertionError("read the device tensor: a host sync per layer")
+
+    kwargs = {"seq_bounds": (0, 5, 9), "cu_seq_lens_q": OnTheGpu()}
+    assert row_bounds(kwargs, 9) == [0, 5, 9]
+    assert row_bounds({"cu_seq_lens_q": torch.tensor([0, 4, 9])}, 9) == [0, 4, 9]
+    assert row_bounds({}, 7) == [0, 7]
+
+
+def test_the_collator_hands_cpu_bounds_and_the_longest_example(batch) -> None:
+    row = PackedCollator()(batch)
+    lengths = [len(item["input_ids"]) for item in batch]
+    assert row["seq_bounds"] == tuple(row["cu_seq_lens"].tolist())
+    assert row["max_length"] == max(lengths)
