@@ -5,7 +5,8 @@ wizard can show it as the user changes settings. The numbers are estimates, labe
 
 - Weights: lora holds the base in the compute dtype (bf16 = 2 bytes on GPU, fp32 = 4 on
   CPU); qlora stores the projections in NF4 (0.5 byte/param plus ~0.016 for the
-  double-quantised block scales) and keeps embeddings, head and norms in the compute dtype.
+  double-quantised block scales), and peft's prepare_model_for_kbit_training upcasts
+  everything else (embeddings, head, norms) to fp32: 4 bytes (FSDP skips that step).
 - Adapter, gradients and AdamW: 4 + 4 + 8 bytes per trainable parameter (peft keeps the
   adapter in fp32; AdamW's two moments are fp32).
 - Activations, a rule of thumb per token and layer: the values kept for backward are about
@@ -13,16 +14,20 @@ wizard can show it as the user changes settings. The numbers are estimates, labe
   output, the MLP's gate/up/activation/product), plus each adapter's dropout copy of its
   input and its rank-r projection. SDPA attention keeps no seq x seq matrix. With gradient
   checkpointing only each layer's input (hidden values) is kept, plus one layer recomputed.
-- Logits: micro-batch x seq x vocab, kept in fp32 with the log-softmax of the loss
-  (8 bytes a value, 10 with bf16 logits). Large for a 49k vocabulary.
-- Time: FLOPs over an assumed throughput. LoRA does ~4N FLOPs per token for N matmul
-  weights (2N forward, 2N for the input gradients; the frozen weights get no gradient),
+- Logits: at most micro-batch x seq x vocab (training projects only trained positions:
+  an upper bound) in the compute dtype, plus the loss's fp32 copy and log-softmax for one
+  chunk of engine.fast_loss.CHUNK_LOGITS values (the loss goes a chunk at a time).
+- Time: FLOPs over an assumed throughput: the GPU's dense bf16 peak from GPU_PEAK_TFLOPS
+  (its name from nvidia-smi) at GPU_UTILISATION, or a measured figure per CPU core.
+  LoRA does ~4N FLOPs per token for N matmul weights (2N forward, 2N for the input
+  gradients; the frozen weights get no gradient),
   6N with gradient checkpointing, plus attention (2 x seq x q_dim per layer forward, twice
   that backward) and the adapter's own 6 x trainable.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -32,6 +37,7 @@ from typing import Any, Literal
 
 from engine.config import TrainConfig, with_overrides
 from engine.config_advice import optimizer_steps
+from engine.fast_loss import CHUNK_LOGITS
 from engine.model_shapes import (
     ModelShape,
     UnknownArchitectureError,
@@ -52,8 +58,18 @@ FIT_MARGIN = 0.9
 """Share of the free memory a run may plan to use: fragmentation and spikes need the rest."""
 CPU_FLOPS_PER_CORE = 40e9
 """Measured on a 2-core x86 box: LoRA r=16 on a 135M Llama in fp32 ran at ~80 GFLOP/s."""
-GPU_FLOPS = 200e12 * 0.35
-"""A 200 TFLOP/s bf16 GPU at 35% model FLOPs utilisation (typical for small batches)."""
+GPU_UTILISATION = 0.35
+"""Model FLOPs utilisation of LoRA training at small batches (typical, not measured here)."""
+GPU_PEAK_TFLOPS: dict[str, float] = {
+    "H200": 989, "H100": 989, "GH200": 989, "A100": 312, "L40S": 362, "L40": 181,
+    "A6000": 155, "A10G": 70, "A10": 125, "L4": 121, "4090": 165, "3090": 71,
+    "V100": 125, "T4": 65,
+}  # fmt: skip
+"""Dense bf16/fp16 tensor TFLOP/s from the vendors' data sheets (SXM parts; V100 and T4
+have no bf16: their fp16 figure, which tunedeck uses there). Matched in this order
+against the GPU's name, so "A100" does not take an "A10G"."""
+GPU_FLOPS = 200e12 * GPU_UTILISATION
+"""An unrecognised GPU: a 200 TFLOP/s bf16 part at GPU_UTILISATION."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +133,19 @@ class RunEstimate:
     """Changes that would make a run fit, when it does not."""
 
 
+def gpu_flops_per_s(name: str | None) -> float:
+    """Assumed training throughput of a GPU by its name ("NVIDIA H100 80GB HBM3")."""
+    upper = (name or "").upper()
+    for model in sorted(GPU_PEAK_TFLOPS, key=len, reverse=True):  # "A10G" before "A10"
+        if f" {model}" in f" {upper}":  # "NVIDIA A100-SXM4-80GB", "GeForce RTX 4090"
+            return GPU_PEAK_TFLOPS[model] * 1e12 * GPU_UTILISATION
+    return GPU_FLOPS
+
+
 def default_flops_per_s(device: Device) -> float:
-    """Assumed throughput: GPU_FLOPS on CUDA, CPU_FLOPS_PER_CORE x usable cores on CPU."""
+    """Assumed throughput: the GPU's (by name) on CUDA, CPU_FLOPS_PER_CORE x cores on CPU."""
     if device == "cuda":
-        return GPU_FLOPS
+        return gpu_flops_per_s(detect_gpu_name())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return CPU_FLOPS_PER_CORE * min(cores or 1, 32)  # scaling flattens beyond a socket
 
@@ -138,7 +163,9 @@ def estimate_memory(
     total = shape.total_params
     if cfg.method == "qlora":
         quantised = shape.linear_params
-        weights = quantised * NF4_BYTES_PER_PARAM + (total - quantised) * dtype_bytes
+        # prepare_model_for_kbit_training upcasts the rest to fp32 (not under FSDP).
+        rest = dtype_bytes if cfg.wants_fsdp(device) else 4
+        weights = quantised * NF4_BYTES_PER_PARAM + (total - quantised) * rest
     else:
         weights = total * dtype_bytes
     trainable, _ = lora_params(shape, cfg.lora.r, cfg.lora.target_modules)
@@ -150,7 +177,10 @@ def estimate_memory(
         values = tokens * (shape.num_layers * h + per_layer)
     else:
         values = tokens * shape.num_layers * per_layer
-    logit_bytes = 8 + (2 if dtype_bytes == 2 else 0)
+    logit_values = tokens * shape.vocab_size
+    # Kept logits in the compute dtype; the loss's fp32 copy (half precision only) and
+    # log-softmax exist for one chunk at a time (engine.fast_loss.summed_cross_entropy).
+    working = min(logit_values, CHUNK_LOGITS) * (8 if dtype_bytes == 2 else 4)
     shards = cfg.num_processes if cfg.wants_fsdp(device) else 1  # FSDP: 1/n per GPU
     return MemoryEstimate(
         weights=int(weights) // shards,
@@ -158,7 +188,7 @@ def estimate_memory(
         gradients=4 * trainable // shards,
         optimizer=8 * trainable // shards,
         activations=values * dtype_bytes,
-        logits=tokens * shape.vocab_size * logit_bytes,
+        logits=logit_values * dtype_bytes + working,
         overhead=OVERHEAD_BYTES[device],
     )
 
@@ -381,6 +411,19 @@ def format_estimate(est: RunEstimate) -> list[str]:
     lines += [f"If it does not fit - {a}" for a in est.advice]
     lines += [f"Note: {n}" for n in est.notes]
     return lines
+
+
+@functools.cache
+def detect_gpu_name() -> str | None:
+    """The first GPU's name from nvidia-smi (asked once per process), else None."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.splitlines()[0].strip() if out.stdout.strip() else None
 
 
 def detect_device() -> tuple[Device, int | None]:

@@ -14,12 +14,16 @@ from engine.config import TrainConfig, with_overrides
 from engine.errors import ModelLoadError
 from engine.estimate import (
     GPU_FLOPS,
+    GPU_UTILISATION,
     NF4_BYTES_PER_PARAM,
+    detect_gpu_name,
     estimate_memory,
     estimate_run,
     format_estimate,
+    gpu_flops_per_s,
     read_model_config,
 )
+from engine.fast_loss import CHUNK_LOGITS
 from engine.model_shapes import (
     UnknownArchitectureError,
     lora_params,
@@ -156,10 +160,16 @@ def test_weight_bytes_by_method_and_device() -> None:
     assert cpu_lora == 4 * shape.total_params  # fp32 on CPU
     assert gpu_lora == 2 * shape.total_params  # bf16 on GPU
     assert gpu_qlora < gpu_lora
-    expected = shape.linear_params * NF4_BYTES_PER_PARAM + 2 * (
+    # peft's prepare_model_for_kbit_training upcasts embeddings, head and norms to fp32.
+    expected = shape.linear_params * NF4_BYTES_PER_PARAM + 4 * (
         shape.total_params - shape.linear_params
     )
-    assert gpu_qlora == int(expected)  # embeddings stay 16-bit
+    assert gpu_qlora == int(expected)
+    fsdp = with_overrides(qlora, num_processes=2)  # FSDP skips the upcast: bf16, sharded
+    sharded = shape.linear_params * NF4_BYTES_PER_PARAM + 2 * (
+        shape.total_params - shape.linear_params
+    )
+    assert estimate_memory(fsdp, shape, 256, "cuda").weights == int(sharded) // 2
     off = with_overrides(TrainConfig(), bf16="off")
     assert estimate_memory(off, shape, 256, "cuda").weights == cpu_lora
 
@@ -185,9 +195,13 @@ def test_activations_scale_and_shrink_with_checkpointing() -> None:
         with_overrides(TrainConfig(), gradient_checkpointing=True), shape, 512, "cuda"
     )
     assert double_batch.activations == 2 * base.activations
-    assert double_batch.logits == 2 * base.logits
+    chunk = CHUNK_LOGITS * 8  # the loss's working set: one chunk, whatever the batch
+    assert double_batch.logits - chunk == 2 * (base.logits - chunk)
     assert checkpointed.activations < base.activations / 5
-    assert base.logits == 4 * 512 * 49152 * 10  # bf16 logits + fp32 copy + log-softmax
+    # bf16 logits, plus an fp32 copy and log-softmax of one chunk (the loss is chunked)
+    assert base.logits == 4 * 512 * 49152 * 2 + CHUNK_LOGITS * 8
+    small = estimate_memory(TrainConfig(), shape, 64, "cuda")
+    assert small.logits == 4 * 64 * 49152 * 10  # under one chunk: all of it at once
 
 
 def test_activation_rule_of_thumb_matches_saved_tensors() -> None:
@@ -287,7 +301,30 @@ def test_time_follows_flops_and_throughput() -> None:
     with_eval = estimate_run(cfg, SMOLLM2_135M, 100, 150, n_val_examples=20)
     assert with_eval.flops is not None and with_eval.flops > est.flops
     gpu = estimate_run(cfg, SMOLLM2_135M, 100, 150, device="cuda")
-    assert gpu.flops_per_s == GPU_FLOPS
+    assert gpu.flops_per_s == gpu_flops_per_s(detect_gpu_name())
+
+
+@pytest.mark.parametrize(
+    ("name", "tflops"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989),
+        ("NVIDIA H200", 989),
+        ("NVIDIA A100-SXM4-80GB", 312),
+        ("NVIDIA L40S", 362),
+        ("NVIDIA A10G", 70),
+        ("NVIDIA A10", 125),
+        ("NVIDIA GeForce RTX 4090", 165),
+        ("Tesla T4", 65),
+        ("NVIDIA L4", 121),
+    ],
+)
+def test_gpu_throughput_comes_from_the_gpus_name(name, tflops) -> None:
+    assert gpu_flops_per_s(name) == pytest.approx(tflops * 1e12 * GPU_UTILISATION)
+
+
+def test_an_unknown_gpu_gets_the_generic_figure() -> None:
+    assert gpu_flops_per_s("Some Future Accelerator") == GPU_FLOPS
+    assert gpu_flops_per_s(None) == GPU_FLOPS
 
 
 def test_unknown_architecture_still_counts_steps() -> None:
