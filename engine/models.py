@@ -39,6 +39,15 @@ MARKER = "tunedeck-model.json"
 
 # Files worth taking from the hub: never pickled *.bin / *.pt weights.
 HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+# One set of weights only: Mistral repos carry consolidated.safetensors (their own format)
+# beside the HF shards, Llama repos an original/ copy; both would double the download.
+HUB_IGNORE_PATTERNS = ["consolidated*", "original/*", "*.gguf", "onnx/*"]
+# What a tokenizer needs (a token count, lint): never the weights.
+TOKENIZER_PATTERNS = [
+    "tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab*", "merges.txt",
+    "*.model", "*.tiktoken", "*.jinja", "chat_template.json", "config.json",
+    "generation_config.json",
+]  # fmt: skip
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -208,15 +217,22 @@ def _resolve_embedded(model: EmbeddedModel, progress: ProgressFn) -> Path:
     return convert_gguf(gguf, target, progress)
 
 
-def _resolve_hub(repo_id: str) -> Path:
-    """A hub model from the local cache, or downloaded (safetensors only) when online."""
+def _resolve_hub(repo_id: str, patterns: list[str] | None = None) -> Path:
+    """A hub model from the local cache, or downloaded (safetensors only) when online.
+
+    Args:
+        patterns: the files to fetch (default: one set of weights, config, tokenizer).
+    """
     from huggingface_hub import snapshot_download
 
+    fetch: dict[str, Any] = {
+        "allow_patterns": patterns or HUB_ALLOW_PATTERNS,
+        "ignore_patterns": HUB_IGNORE_PATTERNS,
+    }
+    weights = patterns is None
     try:
-        path = Path(
-            snapshot_download(repo_id, local_files_only=True, allow_patterns=HUB_ALLOW_PATTERNS)
-        )
-        return _check_local_model_dir(path)
+        path = Path(snapshot_download(repo_id, local_files_only=True, **fetch))
+        return _check_local_model_dir(path) if weights else path
     except (ModelNotFoundError, ModelLoadError):
         raise
     except Exception as exc:  # huggingface_hub raises several kinds for "not cached"
@@ -224,17 +240,87 @@ def _resolve_hub(repo_id: str) -> Path:
             raise ModelNotFoundError(
                 f"hub model {repo_id!r} is not in the local Hugging Face cache, "
                 "and the hub is offline (HF_HUB_OFFLINE=1)",
-                hint="download it where there is network (`hf download "
-                f"{repo_id}`), copy the directory here and pass its path",
+                hint="unset HF_HUB_OFFLINE where there is network, or download it elsewhere "
+                f"(`hf download {repo_id}`), copy the directory here and pass its path",
             ) from exc
     try:
-        path = Path(snapshot_download(repo_id, allow_patterns=HUB_ALLOW_PATTERNS))
+        path = Path(snapshot_download(repo_id, **fetch))
     except Exception as exc:
-        raise ModelNotFoundError(
-            f"could not download hub model {repo_id!r}: {type(exc).__name__}: {exc}",
-            hint="check the name and the network, or pass a local model directory",
-        ) from exc
-    return _check_local_model_dir(path)
+        message, hint = hub_failure(repo_id, exc)
+        raise ModelNotFoundError(message, hint=hint) from exc
+    return _check_local_model_dir(path) if weights else path
+
+
+def hub_failure(repo_id: str, exc: BaseException) -> tuple[str, str]:
+    """(message, hint) for a failed download, naming the cause a user can act on."""
+    kind = type(exc).__name__
+    if kind == "GatedRepoError":
+        return (
+            f"hub model {repo_id!r} is gated: its licence must be accepted first",
+            f"gated: accept the licence on https://huggingface.co/{repo_id} and set HF_TOKEN "
+            "(a read token from https://huggingface.co/settings/tokens)",
+        )
+    if kind in ("RepositoryNotFoundError", "HFValidationError"):
+        return (
+            f"no hub model named {repo_id!r} (or it is private)",
+            "check the spelling (organisation/name, as on huggingface.co); for a private "
+            "repository set HF_TOKEN",
+        )
+    return (
+        f"could not download hub model {repo_id!r}: no connection to the hub ({kind})",
+        "check the network (or HF_ENDPOINT / proxy settings); or download it elsewhere, "
+        "copy the directory here and pass its path",
+    )
+
+
+def ensure_model_available(name: str) -> None:
+    """Fail now, not in the background worker, when a model cannot be had.
+
+    Embedded and local models are checked without converting them; a hub id is fetched
+    from the cache or downloaded now (one set of weights).
+
+    Raises:
+        ModelNotFoundError: with the cause: not installed, no such path, offline, gated,
+            wrong name, no network.
+    """
+    if name in EMBEDDED:
+        if (
+            not is_complete_model_dir(converted_dir(name))
+            and find_embedded_gguf(EMBEDDED[name]) is None
+        ):
+            _resolve_embedded(EMBEDDED[name], _no_progress)  # raises "not installed"
+        return
+    path = Path(name).expanduser()
+    if path.exists() or not _HUB_ID.match(name) or is_complete_model_dir(converted_dir(name)):
+        if path.is_dir():
+            _check_local_model_dir(path)
+        elif not (path.is_file() and path.suffix == ".gguf"):
+            resolve_model(name)  # raises with the list of what exists
+        return
+    _resolve_hub(name)
+
+
+def hub_model_config(repo_id: str) -> dict[str, Any] | None:
+    """A hub model's config.json alone (cache first, then the hub), for the estimate.
+
+    Returns None when it cannot be had (offline and not cached, gated, no network).
+    """
+    from huggingface_hub import hf_hub_download
+
+    from engine.model_shapes import read_model_config
+
+    if not _HUB_ID.match(repo_id):
+        return None
+    for local_only in (True, False):
+        if not local_only and _is_offline():
+            return None
+        try:
+            return read_model_config(
+                hf_hub_download(repo_id, "config.json", local_files_only=local_only)
+            )
+        except Exception:  # not cached / gated / no network: no estimate, no failure
+            continue
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -383,7 +469,7 @@ def load_tokenizer(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None
     """The tokenizer (with its chat template) of a model, resolving the name first."""
     from transformers import AutoTokenizer
 
-    path = resolve_model(name, progress)
+    path = _tokenizer_dir(name, progress)
     try:
         return AutoTokenizer.from_pretrained(path)
     except Exception as exc:
@@ -391,6 +477,17 @@ def load_tokenizer(name: str = DEFAULT_MODEL, progress: ProgressFn | None = None
             f"could not load the tokenizer of {name} from {path}: {exc}",
             hint="the directory needs tokenizer.json or tokenizer_config.json",
         ) from exc
+
+
+def _tokenizer_dir(name: str, progress: ProgressFn | None) -> Path:
+    """Where the tokenizer lies: a hub id not cached yet fetches its tokenizer files only
+    (a token count or lint must not download gigabytes of weights)."""
+    path = Path(name).expanduser()
+    if name in EMBEDDED or path.exists() or is_complete_model_dir(converted_dir(name)):
+        return resolve_model(name, progress)
+    if _HUB_ID.match(name):
+        return _resolve_hub(name, TOKENIZER_PATTERNS)
+    return resolve_model(name, progress)
 
 
 def load_causal_lm(

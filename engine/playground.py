@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--adapter", metavar="DIR", help="a PEFT adapter for the tuned side")
     args = parser.parse_args(argv)
-    os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers loads: never the network
+    # No HF_HUB_OFFLINE here: a hub model not yet cached downloads once where there is a
+    # network (engine.models); a cached one, or a local directory, never asks the hub.
     server = Server(_private_stdout())
     started = time.monotonic()
     try:

@@ -109,9 +109,11 @@ def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Create and start a run; print its id, the values tunedeck chose and its warnings."""
+    from engine.models import ensure_model_available
     from engine.runs import recipe_choices, start_run
 
     cfg, user_set = _config_from_args(args)
+    ensure_model_available(cfg.model)  # no network, wrong name, gated: said here, not later
     info = start_run(cfg, keep=user_set)
     if args.json:
         print(json.dumps({**info.to_json(), "recipe": recipe_choices(info.dir)}))
