@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NVIDIA_GPUS_DIR = Path("/proc/driver/nvidia/gpus")
 """One entry per GPU the NVIDIA driver knows (absent without the driver)."""
@@ -113,3 +114,31 @@ def training_on_same_gpu(visible: str | None = None) -> str | None:
         if gpus_overlap(worker, visible):
             return run_dir.name
     return None
+
+
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+BNB_KERNEL_NOTE = (
+    "bitsandbytes: its optional CPU 4-bit kernel from the hub (kernels-community) was not "
+    "loaded, because tunedeck never runs remote code; the built-in kernel is used instead "
+    "(only CPU QLoRA is affected, and only in speed)"
+)
+
+
+class _HubKernelNote:
+    """Replaces bitsandbytes' "kernels-community ... trust_remote_code" warning (which
+    reads like a security problem) with what it means; other records pass unchanged."""
+
+    def filter(self, record: Any) -> bool:
+        if "kernels-community" in str(record.msg):
+            record.msg, record.args, record.levelname = BNB_KERNEL_NOTE, (), "INFO"
+            record.levelno = 20
+        return True
+
+
+def explain_bitsandbytes_hub_kernel() -> None:
+    """Install the note on bitsandbytes' CPU logger (once; call before it is imported)."""
+    import logging
+
+    target = logging.getLogger(BNB_CPU_LOGGER)
+    if not any(isinstance(f, _HubKernelNote) for f in target.filters):
+        target.addFilter(_HubKernelNote())

@@ -176,3 +176,23 @@ def test_evaluation_is_refused_beside_training_on_the_same_gpu(tunedeck_home: Pa
                 Evaluation._share_cpu_with_training(Runner())
     assert f"run {run_dir.name} is training on this GPU" in caught.value.message
     assert "tunedeck pause" in caught.value.hint and "CUDA_VISIBLE_DEVICES" in caught.value.hint
+
+
+def test_the_bitsandbytes_hub_kernel_warning_is_explained(caplog) -> None:
+    import logging
+
+    from engine.devices import BNB_CPU_LOGGER, explain_bitsandbytes_hub_kernel
+
+    explain_bitsandbytes_hub_kernel()
+    explain_bitsandbytes_hub_kernel()  # once is enough
+    logger = logging.getLogger(BNB_CPU_LOGGER)
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger=BNB_CPU_LOGGER):
+        logger.warning(
+            "Failed to load CPU gemm_4bit_forward from kernels-community: %s.",
+            "Set trust_remote_code=True or add the repository ID to the allowlist",
+        )
+        logger.warning("something else")
+    assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]
+    assert "never runs remote code" in caplog.records[0].getMessage()
+    assert "trust_remote_code" not in caplog.text
