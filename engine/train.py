@@ -21,7 +21,7 @@ from typing import Any
 from engine import checkpoints
 from engine.config import TrainConfig, load_config
 from engine.control import RunLockedError, worker_lock
-from engine.devices import GPU_NOTE_ENV, explain_bitsandbytes_hub_kernel
+from engine.devices import GPU_NOTE_ENV
 from engine.errors import TunedeckError, is_out_of_memory
 from engine.events import EventWriter, read_status
 from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
@@ -554,7 +554,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = Path(args[0]).resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    explain_bitsandbytes_hub_kernel()  # its "trust_remote_code" warning alarms users
     if _rank() != 0:
         return run_worker(run_dir)  # rank 0 owns the run directory's lock and files
     try:
