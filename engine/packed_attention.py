@@ -28,12 +28,14 @@ no host sync. Without it (older PyTorch, fp32) the per-example calls use the CPU
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 NAME = "tunedeck_packed"
 """The name under which the attention and its mask are registered in transformers."""
 
 _registered = False
+_varlen_failed = False  # set once varlen attention turned out unusable in this process
 
 _NOT_PLAIN = ("position_bias", "s_aux", "softcap", "sliding_window")
 """Keyword arguments that make an attention call more than causal: left to `sdpa`."""
@@ -120,17 +122,27 @@ def _varlen(
     bounds, longest = kwargs.get("cu_seq_lens_q"), kwargs.get("max_length_q")
     if bounds is None or longest is None or query.dtype not in (torch.bfloat16, torch.float16):
         return None
+    global _varlen_failed
+    if _varlen_failed:
+        return None
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:  # PyTorch before 2.10
+        _varlen_failed = True
         return None
     cu = bounds.to(device=query.device, dtype=torch.int32)
     # (1, heads, tokens, dim) -> (tokens, heads, dim); back as (1, tokens, heads, dim).
     q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))
-    out: Any = varlen_attn(
-        q, k, v, cu, cu, int(longest), int(longest),
-        scale=scaling, window_size=(-1, 0), enable_gqa=grouped,
-    )  # fmt: skip
+    try:
+        out: Any = varlen_attn(
+            q, k, v, cu, cu, int(longest), int(longest),
+            scale=scaling, window_size=(-1, 0), enable_gqa=grouped,
+        )  # fmt: skip
+    except (RuntimeError, NotImplementedError, TypeError) as exc:  # GPU or head size unsupported
+        _varlen_failed = True
+        logging.getLogger(__name__).warning("varlen attention unavailable (%s): per-example "
+                                            "attention instead", exc)  # fmt: skip
+        return None
     return out.unsqueeze(0)
 
 
