@@ -139,6 +139,8 @@ def _varlen(
             scale=scaling, window_size=(-1, 0), enable_gqa=grouped,
         )  # fmt: skip
     except (RuntimeError, NotImplementedError, TypeError) as exc:  # GPU or head size unsupported
+        if type(exc).__name__ == "OutOfMemoryError":
+            raise  # the trainer's OOM handling decides, not a silent fallback
         _varlen_failed = True
         logging.getLogger(__name__).warning("varlen attention unavailable (%s): per-example "
                                             "attention instead", exc)  # fmt: skip
