@@ -122,10 +122,16 @@ def few_shot_messages(example: Example, shots: Sequence[Example]) -> list[dict[s
     return system + shot_turns + rest
 
 
-def render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The chat template's text for a prompt, ending where the assistant's answer starts."""
-    text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text
+def render(tokenizer: Any, messages: list[dict[str, str]], thinking: bool | None = None) -> str:
+    """The chat template's text for a prompt, ending where the assistant's answer starts.
+
+    Rendered as training renders (engine.tokenization.render_chat): the system text folded
+    into the first user turn where the template has no system role, Qwen3-style thinking
+    off (its empty think block in the prompt) unless `thinking` is True.
+    """
+    from engine.tokenization import render_chat
+
+    return render_chat(tokenizer, messages, generation_prompt=True, thinking=thinking)
 
 
 def count_tokens(tokenizer: Any, text: str) -> int:

@@ -108,7 +108,13 @@ def run_scoring(
 def score_output(
     output: str, reference: str, ctx: ScoringContext, index: TrainAnswerIndex
 ) -> dict[str, Any]:
-    """All per-example metrics of one answer, memorisation included."""
+    """All per-example metrics of one answer, memorisation included.
+
+    Think blocks (Qwen3-style reasoning) are removed from both first: the answer is scored.
+    """
+    from engine.tokenization import strip_thinking
+
+    output, reference = strip_thinking(output), strip_thinking(reference)
     scores = score_example(output, reference, ctx)
     scores.update(memorisation_scores(index, output, scores["rouge_l"]))
     return scores

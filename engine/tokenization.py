@@ -179,7 +179,10 @@ def check_chat_template(tokenizer: Any) -> TemplateCheck:
 
 
 def strip_thinking(text: str) -> str:
-    """An answer without its `<think>…</think>` blocks (an unclosed one runs to the end)."""
+    """An answer without its `<think>…</think>` blocks (an unclosed one runs to the end);
+    text without any is returned unchanged."""
+    if "<think>" not in text:
+        return text
     return _OPEN_THINK.sub("", _THINK_BLOCK.sub("", text)).strip()
 
 

@@ -166,3 +166,25 @@ def test_the_worker_checks_the_template_before_loading_weights(tmp_path) -> None
     bare.chat_template = None
     with pytest.raises(ChatTemplateError, match="no chat template"):
         _check_template(bare, events)
+
+
+def test_evaluation_and_the_playground_render_prompts_as_training_does() -> None:
+    from engine.eval_generate import render
+
+    qwen3 = family_tokenizer("qwen3")
+    prompt = TWO_TURNS[:4]
+    assert render(qwen3, prompt) == render_chat(qwen3, prompt, generation_prompt=True)
+    assert render(qwen3, prompt).endswith("<think>\n\n</think>\n\n")
+    assert render(qwen3, prompt, thinking=True).endswith("<|im_start|>assistant\n")
+    gemma2 = family_tokenizer("gemma2")  # no system role: folded, not a crash
+    assert "Classify the ticket.\n\nI was charged twice" in render(gemma2, prompt)
+
+
+def test_scores_compare_answers_without_their_think_blocks() -> None:
+    from engine.eval_summary import build_scoring, score_output
+
+    ctx, index = build_scoring([], ["billing", "outage"])
+    assert strip_thinking("  spaced  ") == "  spaced  "  # untouched without think blocks
+    plain = score_output("billing", "billing", ctx, index)
+    thought = score_output("<think>\nsteps\n</think>\n\nbilling", "billing", ctx, index)
+    assert thought == plain
