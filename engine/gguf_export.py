@@ -3,7 +3,10 @@
 Streaming: the tensor table (names, shapes, types, sizes) is known before any data is
 converted, so the header, metadata and table are written first and each tensor is then
 converted (Q/K permuted, quantised) and appended on its own. Peak memory is the model
-being exported plus one tensor's conversion, never a second copy of the model.
+being exported plus one tensor's conversion, never a second copy of the model. The
+tokenizer metadata is gathered before the model is asked for (loading a tokenizer and
+parsing tokenizer.json costs ~140 MB for a moment on a 49k vocabulary), and the model is
+let go before the file is read back (gguf's reader costs about as much again).
 
 After writing, `verify_gguf` opens the file with gguf's reader, as llama.cpp would see it,
 and checks the tensor count, every name, shape and type, and the vocabulary size.
@@ -74,7 +77,7 @@ def _no_progress(stage: str, fraction: float) -> None:
 
 
 def write_model_gguf(
-    state: Mapping[str, Any],
+    load_state: Callable[[], Mapping[str, Any]],
     config: dict[str, Any],
     tokenizer_dir: Path,
     path: Path,
@@ -82,7 +85,12 @@ def write_model_gguf(
     name: str,
     progress: ProgressFn | None = None,
 ) -> GgufSummary:
-    """Write a model (its state dict of torch tensors) as one GGUF of the given type.
+    """Write a model as one GGUF of the given type.
+
+    Args:
+        load_state: returns the model's state dict (torch tensors); called once the
+            metadata is ready, and dropped before the file is read back, so that
+            nothing else keeps the model alive.
 
     Raises:
         UnsupportedModelError: an architecture or tensor GGUF export does not support.
@@ -90,18 +98,26 @@ def write_model_gguf(
     """
     say = progress or _no_progress
     arch = gguf_architecture(config)
-    shapes = {key: tuple(int(d) for d in tensor.shape) for key, tensor in state.items()}
-    plans = plan_tensors(shapes, config, arch, quant)
     writer = GGUFWriter(path, arch)
     try:
         writer.add_type(GGUFType.MODEL)
         writer.add_name(name)
         add_hyperparameters(writer, config, arch, quant)
         vocab = add_vocabulary(writer, tokenizer_dir, int(config["vocab_size"]))
-        _write_tensors(writer, plans, lambda plan: _model_tensor(plan, state, config), say)
+        plans = _write_state(writer, load_state(), config, arch, quant, say)
     finally:
         writer.close()
     return verify_gguf(path, plans, vocab.size)
+
+
+def _write_state(
+    writer: GGUFWriter, state: Mapping[str, Any], config: dict[str, Any], arch: str,
+    quant: Quant, say: ProgressFn,
+) -> list[TensorPlan]:  # fmt: skip
+    shapes = {key: tuple(int(d) for d in tensor.shape) for key, tensor in state.items()}
+    plans = plan_tensors(shapes, config, arch, quant)
+    _write_tensors(writer, plans, lambda plan: _model_tensor(plan, state, config), say)
+    return plans
 
 
 def _model_tensor(plan: TensorPlan, state: Mapping[str, Any], config: dict[str, Any]) -> Any:
@@ -234,8 +250,8 @@ def verify_gguf(path: Path, plans: list[TensorPlan], vocab_size: int | None) -> 
         GgufCheckError: a tensor missing, extra, of another shape or type, or a vocabulary
             of another size.
     """
-    summary = read_summary(path)
-    reader = GGUFReader(path)
+    reader = GGUFReader(path)  # parsing the vocabulary's fields costs ~140 MB for a moment
+    summary = read_summary(path, reader)
     found = {t.name: t for t in reader.tensors}
     problems = []
     if len(reader.tensors) != len(plans):
@@ -259,9 +275,9 @@ def verify_gguf(path: Path, plans: list[TensorPlan], vocab_size: int | None) -> 
     return summary
 
 
-def read_summary(path: Path) -> GgufSummary:
+def read_summary(path: Path, reader: GGUFReader | None = None) -> GgufSummary:
     """Architecture, tensor count and types, vocabulary size and LoRA alpha of a GGUF."""
-    reader = GGUFReader(path)
+    reader = reader or GGUFReader(path)
     arch = str(reader.get_field(Keys.General.ARCHITECTURE).contents())  # type: ignore[union-attr]
     tokens = reader.get_field(Keys.Tokenizer.LIST)
     alpha = reader.get_field(Keys.Adapter.LORA_ALPHA)

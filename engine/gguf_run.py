@@ -60,14 +60,16 @@ def write_gguf_model(
     Returns the notes for the summary (what was read back, the `ollama create` hint).
     """
     base, config = base_config(cfg)
-    say("merging the adapter into the base model in memory (16/32-bit)", 0.05)
-    model = merged_model(cfg, run_dir / "adapter")
+
+    def merged_state() -> Any:
+        say("merging the adapter into the base model in memory (16/32-bit)", 0.05)
+        return merged_model(cfg, run_dir / "adapter").state_dict()
+
     name = model_file_name(quant)
     summary = write_model_gguf(
-        model.state_dict(), config, base, out / name, quant, f"{run_dir.name} ({cfg.model})",
+        merged_state, config, base, out / name, quant, f"{run_dir.name} ({cfg.model})",
         lambda stage, fraction: say(stage, 0.2 + 0.7 * fraction),
     )  # fmt: skip
-    del model
     say("writing the Ollama Modelfile", 0.92)
     system_note = _write_modelfile(run_dir, cfg, base, out, f"./{name}", None)
     return [_read_back(summary), *system_note, ollama_hint(run_dir.name)]

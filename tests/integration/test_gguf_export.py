@@ -186,7 +186,7 @@ def test_the_adapter_gguf_holds_its_pairs_and_alpha(tiny_run, tiny_model_dir, tm
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     config = json.loads((tiny_model_dir / "config.json").read_text())
-    gguf_export.write_model_gguf(base.state_dict(), config, tiny_model_dir,
+    gguf_export.write_model_gguf(base.state_dict, config, tiny_model_dir,
                                  tmp_path / "base.gguf", "f16", "base")  # fmt: skip
     full = export_run(tiny_run, tmp_path / "full", kind="gguf", quant="f16")
     base_t = {t.name: t for t in GGUFReader(tmp_path / "base.gguf").tensors}
@@ -223,7 +223,7 @@ def test_qwen2_is_written_without_permutation_and_loads(tmp_path, tiny_model_dir
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
-    summary = gguf_export.write_model_gguf(model.state_dict(), config, model_dir,
+    summary = gguf_export.write_model_gguf(model.state_dict, config, model_dir,
                                            tmp_path / "q.gguf", "f16", "qwen")  # fmt: skip
     assert summary.architecture == "qwen2" and summary.types["F32"] == 2 * 5 + 1  # norms, biases
     reader = {t.name: t for t in GGUFReader(tmp_path / "q.gguf").tensors}
