@@ -23,6 +23,7 @@ from engine.eval_store import (
     VALIDATION,
     set_dir,
     set_path,
+    stored_sets,
     test_set_name,
 )
 from engine.events import write_json_atomic
@@ -204,3 +205,25 @@ def load_eval_set(run_dir: Path, name: str = VALIDATION) -> EvalSet:
             hint="evaluate the test file first: tunedeck eval RUN --data FILE",
         )
     return found
+
+
+def set_name_for(run_dir: Path, data: str | None) -> str:
+    """The eval set that evaluating with `--data data` scores (VALIDATION for None).
+
+    The file's current content decides the name; a file gone since it was evaluated is
+    found again by its path among the run's stored test sets.
+
+    Raises:
+        EvalDataError: the file is unreadable and no stored set came from it.
+    """
+    if not data:
+        return VALIDATION
+    try:
+        return test_set_of(data)
+    except EvalDataError:
+        wanted = str(Path(data).expanduser().resolve())
+        for name in stored_sets(run_dir)[1:]:
+            found = stored_test_set(run_dir, name)
+            if found is not None and found.source == wanted:
+                return name
+        raise

@@ -147,13 +147,18 @@ class EvalTable:
     """The eval set shown (engine.eval_store): its marks and A/B choices go with it."""
 
     @property
+    def set_title(self) -> str:
+        """`validation split` or `test file support_tickets_test.jsonl`."""
+        title = ((self.summary or {}).get("eval_set") or {}).get("title")
+        if title:
+            return str(title)
+        return "validation split" if self.eval_set == VALIDATION else f"test set {self.eval_set}"
+
+    @property
     def set_description(self) -> str:
         """`validation split, 14 examples` or `test file x.jsonl, 70 examples`."""
         described = ((self.summary or {}).get("eval_set") or {}).get("description")
-        if described:
-            return str(described)
-        title = "validation split" if self.eval_set == VALIDATION else self.eval_set
-        return f"{title}, {len(self.rows)} examples"
+        return str(described) if described else f"{self.set_title}, {len(self.rows)} examples"
 
 
 def _ordered_systems(run_dir: Path, eval_set: str = VALIDATION) -> list[str]:

@@ -29,7 +29,8 @@ from engine.control import Action
 from engine.errors import TunedeckError
 from engine.estimate import detect_device
 from engine.eval_options import EvalOptions, load_options, save_options
-from engine.eval_store import stored_rows
+from engine.eval_sets import set_name_for
+from engine.eval_store import VALIDATION, stored_rows
 from engine.events import EVENTS_FILE, read_events
 from engine.formats import Example, LoadedDataset, load_examples
 from engine.gguf_options import Quant
@@ -306,40 +307,66 @@ class Backend:
         """Keep the options for the run's next evaluation (the key's env var name only)."""
         save_options(run_dir, options)
 
-    def eval_rows_kept(self, run_dir: Path, systems: list[str], examples: int | None) -> int:
+    def eval_rows_kept(
+        self, run_dir: Path, systems: list[str], examples: int | None, eval_set: str | None = None
+    ) -> int:
         """Generated rows of `systems` stored for the first `examples` examples."""
-        return stored_rows(run_dir, systems, examples)
+        return stored_rows(run_dir, systems, examples, eval_set or self.chosen_eval_set(run_dir))
 
-    def load_eval_table(self, run_dir: Path) -> EvalTable:
-        """The run's stored evaluation rows, marks, judge verdicts and summary."""
-        return engine_review.load_table(run_dir)
+    # Review calls without an `eval_set` act on the run's chosen eval set: the test file
+    # of its saved eval settings (the one the Evaluate step shows), else the validation split.
 
-    def review_summary(self, run_dir: Path, against: str) -> dict[str, Any]:
+    def chosen_eval_set(self, run_dir: Path) -> str:
+        """The eval set of the run's saved eval settings; VALIDATION when they name none,
+        or a test file that is unreadable and was never evaluated in the run."""
+        options = load_options(run_dir)
+        try:
+            return set_name_for(run_dir, options.data if options else None)
+        except TunedeckError:
+            return VALIDATION
+
+    def load_eval_table(self, run_dir: Path, eval_set: str = VALIDATION) -> EvalTable:
+        """One eval set's stored rows, marks, judge verdicts and summary."""
+        return engine_review.load_table(run_dir, eval_set)
+
+    def review_summary(
+        self, run_dir: Path, against: str, eval_set: str | None = None
+    ) -> dict[str, Any]:
         """Counts of review marks and the blind A/B statistics."""
-        return engine_review.review_summary(run_dir, against)
+        return engine_review.review_summary(
+            run_dir, against, eval_set or self.chosen_eval_set(run_dir)
+        )
 
     def set_mark(
-        self, run_dir: Path, index: int, mark: Any = "keep", note: str | None = None
+        self,
+        run_dir: Path,
+        index: int,
+        mark: Any = "keep",
+        note: str | None = None,
+        eval_set: str | None = None,
     ) -> dict[str, Any]:
         """Mark an example good / bad / skip (None clears) and/or set its note; saved at once."""
+        where = eval_set or self.chosen_eval_set(run_dir)
         if mark == "keep":
-            return engine_review.set_mark(run_dir, index, note=note)
-        return engine_review.set_mark(run_dir, index, mark, note=note)
+            return engine_review.set_mark(run_dir, index, note=note, eval_set=where)
+        return engine_review.set_mark(run_dir, index, mark, note=note, eval_set=where)
 
-    def ab_stats(self, run_dir: Path, against: str) -> AbStats:
+    def ab_stats(self, run_dir: Path, against: str, eval_set: str | None = None) -> AbStats:
         """The fine-tuned model's blind A/B win rate against `against`."""
-        return engine_review.ab_stats(run_dir, against)
+        return engine_review.ab_stats(run_dir, against, eval_set or self.chosen_eval_set(run_dir))
 
     def record_preference(
-        self, run_dir: Path, pair: AbPair, preferred: str, against: str
+        self, run_dir: Path, pair: AbPair, preferred: str, against: str, eval_set: str | None = None
     ) -> AbStats:
         """Save one blind A/B preference; the updated win rate against `against`."""
-        engine_review.record_preference(run_dir, pair, preferred)  # type: ignore[arg-type]
-        return engine_review.ab_stats(run_dir, against)
+        where = eval_set or self.chosen_eval_set(run_dir)
+        engine_review.record_preference(run_dir, pair, preferred, where)  # type: ignore[arg-type]
+        return engine_review.ab_stats(run_dir, against, where)
 
-    def export_review(self, run_dir: Path) -> Path:
-        """Write the review as CSV in the run's eval directory; its path."""
-        return engine_review.export_review(run_dir, fmt="csv")
+    def export_review(self, run_dir: Path, eval_set: str | None = None) -> Path:
+        """Write the review as CSV in the eval set's directory; its path."""
+        where = eval_set or self.chosen_eval_set(run_dir)
+        return engine_review.export_review(run_dir, fmt="csv", eval_set=where)
 
     # -- export ------------------------------------------------------------------------------
 

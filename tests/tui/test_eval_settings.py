@@ -5,16 +5,22 @@ run directories; no model, no torch."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.widgets import Input, Select, Static
 
+from engine.eval_metrics import METRICS_VERSION, scoring_context
 from engine.eval_options import EvalOptions, load_options
+from engine.eval_sets import prepare_test_set
 from engine.eval_store import append_jsonl, system_file
+from engine.eval_summary import build_summary, score_output, write_summary
 from engine.judge import JudgeConfig
-from tests.engine.test_review import OUTPUTS
+from engine.memorisation import TrainAnswerIndex
+from engine.review import load_marks
+from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.tui.conftest import SIZE, wait_until
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate, write_eval
 from tui.dialogs.eval_settings import EvalSettingsDialog
@@ -215,3 +221,77 @@ def test_summary_shows_checkpoints_and_the_judge() -> None:
     )
     assert judge_text({"error": "judge endpoint refused"}) == "judge failed: judge endpoint refused"
     assert judge_text(None) is None
+
+
+def write_test_file(path: Path) -> Path:
+    """The review tests' four tickets as a chat JSONL test file."""
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": prompt},
+                                 {"role": "assistant", "content": reference}]})
+        for prompt, reference in zip(PROMPTS, REFERENCES, strict=True)
+    ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class FileSetBackend(SettingsBackend):
+    """`start_eval` with a test file leaves its rows in the test set, as the engine does."""
+
+    def start_eval(self, run_dir: Path, options: EvalOptions | None = None) -> int:
+        if options is None or options.data is None:
+            return super().start_eval(run_dir, options)
+        self.eval_starts += 1
+        self.eval_options.append(options)
+        eval_set = prepare_test_set(run_dir, options.data)
+        labels = [TICKET % (c, "x") for c in ("billing", "bug", "outage") * 4]
+        ctx, index = scoring_context(REFERENCES, labels), TrainAnswerIndex([])
+        for system, outputs in OUTPUTS.items():
+            rows = [{"index": i, "line": i + 1, "system": system, "prompt": PROMPTS[i],
+                     "messages": [{"role": "user", "content": PROMPTS[i]}],
+                     "reference": REFERENCES[i], "output": output,
+                     "metrics_version": METRICS_VERSION,
+                     "metrics": score_output(output, REFERENCES[i], ctx, index)}
+                    for i, output in enumerate(outputs)]  # fmt: skip
+            append_jsonl(system_file(run_dir, system, eval_set.name), rows)
+        extra = {"examples": 4, "eval_set": eval_set.to_json(4)}
+        summary = build_summary(run_dir, list(OUTPUTS), ctx, {}, None, extra, eval_set.name)
+        write_summary(run_dir, summary, eval_set.name)
+        self.runs[run_dir].events += [
+            {"type": "eval_started", "systems": list(OUTPUTS), "examples": 4,
+             "eval_set": eval_set.name},
+            {"type": "eval_done", "verdict": summary["verdict"]},
+        ]  # fmt: skip
+        return 1234
+
+
+async def test_settings_choose_a_test_file_and_the_screen_shows_that_set(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    test_file = write_test_file(tmp_path / "tickets_test.jsonl")
+    backend = FileSetBackend()
+    async with evaluate_app(run_dir, backend).run_test(size=SIZE) as pilot:
+        screen = await open_evaluate(pilot)
+        status = screen.query_one("#eval-status", Static)
+        assert str(status.render()).startswith("validation split: 4 of 4 examples")
+        dialog = await open_settings(pilot)
+        assert note(dialog, "data") == "blank: the run's validation split"
+        await type_into(pilot, dialog, "data", str(tmp_path / "nowhere.jsonl"))
+        assert note(dialog, "data") == "✗ no such file"
+        await type_into(pilot, dialog, "data", str(test_file))
+        assert note(dialog, "data") == "✓ scored instead of the validation split"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: backend.eval_starts == 1 and not screen.evaluating, 10)
+        assert backend.eval_options == [EvalOptions(systems=ALL, data=str(test_file))]
+        await wait_until(pilot, lambda: str(status.render()).startswith("test file"), 10)
+        assert str(status.render()).startswith("test file tickets_test.jsonl: 4 of 4 examples")
+        summary = str(screen.query_one("#eval-summary").render())
+        assert "95% interval" in summary and "(test file tickets_test.jsonl, 4 examples)" in summary
+        await pilot.press("g")  # a mark on the test set stays with the test set
+        name = backend.chosen_eval_set(run_dir)
+        assert name.startswith("test-tickets_test-")
+        assert load_marks(run_dir, name)[0]["mark"] == "good" and not load_marks(run_dir)
+        await open_settings(pilot)  # back to the validation split: its table again
+        await type_into(pilot, pilot.app.screen, "data", "")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: str(status.render()).startswith("validation split"), 10)
+        assert backend.eval_options[-1] == EvalOptions(systems=ALL)

@@ -189,7 +189,7 @@ async def test_evaluate_follows_progress_then_loads_the_table(tmp_path: Path) ->
     backend = EvalBackend()
     async with evaluate_app(run, backend).run_test(size=SIZE) as pilot:
         screen = await open_evaluate(pilot, rows=0)
-        await wait_until(pilot, lambda: "not evaluated yet" in str(
+        await wait_until(pilot, lambda: "not evaluated on the validation split yet" in str(
             screen.query_one("#eval-status", Static).render()), timeout=10)  # fmt: skip
         await pilot.press("e")
         table = screen.query_one(EvalTableView)

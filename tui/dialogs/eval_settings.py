@@ -1,4 +1,5 @@
-"""Eval settings: which systems an evaluation covers, how it generates, and the judge.
+"""Eval settings: what an evaluation scores (the validation split or a test file), which
+systems, how it generates, and the judge.
 
 The Evaluate screen opens it with `E`; Start (ctrl+s, or enter in a field) dismisses it
 with the EvalOptions, escape with None. Every field is checked as it changes by the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from textual import on
@@ -44,10 +46,11 @@ JUDGE_MODES = [("no judge", "none"), ("OpenAI-compatible endpoint", "url"),
                ("local Hugging Face model", "local")]  # fmt: skip
 AGAINST = [("the stronger base (auto)", "auto"), ("base zero-shot", BASE_ZERO),
            ("base few-shot", BASE_FEW)]  # fmt: skip
-NOTED = ("systems", "few_shot", "temperature", "top_p", "max_new_tokens", "max_examples",
+NOTED = ("data", "systems", "few_shot", "temperature", "top_p", "max_new_tokens", "max_examples",
          "url", "model", "key_env", "local_model")  # fmt: skip
 """Fields with a note beside them (an error, or what blank means)."""
 BLANK_NOTES = {
+    "data": "blank: the run's validation split",
     "max_new_tokens": "blank: 1.5 × the longest reference + 16",
     "max_examples": "blank: every held-out example",
     "url": "e.g. http://127.0.0.1:8000/v1",
@@ -126,6 +129,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
         with VerticalScroll(id="settings-box", classes="dialog") as box:
             box.border_title = f"Eval settings · run {self.choices.run_name}"
             box.border_subtitle = "ctrl+s: start   escape: cancel"
+            yield Static("Examples", classes="settings-section")
+            yield self._row("test file", self._input("data", self.initial.data), "data")
             yield Static("Systems", classes="settings-section")
             yield from self._system_rows()
             yield Static("Generation", classes="settings-section")
@@ -206,7 +211,7 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
     def on_mount(self) -> None:
         self._show_modes()
         self.options()
-        self.query_one("#field-few_shot", Input).focus()
+        self.query_one("#field-data", Input).focus()
 
     # -- reading the fields -----------------------------------------------------------------
 
@@ -218,6 +223,20 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
 
     def _systems(self) -> tuple[str, ...]:
         return tuple(s for s, box in self.boxes.items() if box.value and not box.disabled)
+
+    def _data(self, errors: dict[str, str]) -> str | None:
+        """The test file's absolute path (None: the validation split); a file that is not
+        there is an error beside the field. Its records are checked when it starts."""
+        text = self._text("data")
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if not path.is_file():
+            errors["data"] = "no such file" if not path.exists() else "not a file"
+            return None
+        return str(path.resolve())
 
     def _numbers(self, errors: dict[str, str]) -> dict[str, Any]:
         """The number fields, each checked alone by EvalOptions (messages into `errors`)."""
@@ -262,6 +281,7 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
     def options(self) -> EvalOptions | None:
         """The options the fields describe; None, with the messages shown, when some are wrong."""
         errors: dict[str, str] = {}
+        data = self._data(errors)
         values = self._numbers(errors)
         systems = self._systems()
         try:
@@ -273,7 +293,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
         if errors:
             return None
         try:
-            return replace(self.initial, systems=systems, checkpoints=False, judge=judge, **values)
+            return replace(self.initial, systems=systems, checkpoints=False, judge=judge,
+                           data=data, **values)  # fmt: skip
         except TunedeckError as exc:
             self.query_one("#settings-error", Static).update(f"✗ {exc.message}")
             return None
@@ -289,6 +310,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
                 note.update(f"✗ {message}")
             elif name == "key_env":
                 note.update(key_status(self._text("key_env")))
+            elif name == "data" and self._text("data"):
+                note.update("✓ scored instead of the validation split")
             else:
                 note.update(BLANK_NOTES.get(name, ""))
         summary = f"✗ fix the {len(errors)} field(s) marked ✗ to start" if errors else ""

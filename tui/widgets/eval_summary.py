@@ -1,6 +1,6 @@
 """The summary panel of an evaluation: per-system aggregates side by side (saved
-checkpoints too), the verdict, the LLM judge's win rate, and the human review so far
-(marks, blind A/B win rate)."""
+checkpoints too) with the primary score's 95 % interval, the verdict, the LLM judge's win
+rate, and the human review so far (marks, blind A/B win rate)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from textual.widgets import Static
 
 from engine.eval_options import is_checkpoint_system, system_title
 
-ROWS = (("primary", None), ("rouge_l", "ROUGE-L"), ("json_valid", "valid JSON"),
-        ("failures", "failures"), ("val_loss", "val loss"))  # fmt: skip
+ROWS = (("primary", None), ("primary_ci", "  95% interval"), ("rouge_l", "ROUGE-L"),
+        ("json_valid", "valid JSON"), ("failures", "failures"),
+        ("val_loss", "val loss"))  # fmt: skip
 """Aggregates shown, in order (None: the primary metric's own name)."""
 LABEL_WIDTH = 20
 COLUMN_WIDTH = 16
@@ -21,9 +22,17 @@ TABLE_WIDTH = 96
 (saved checkpoints) share it in narrower columns."""
 
 
-def _number(value: Any) -> str:
+def interval_text(ci: dict[str, Any], width: int) -> str:
+    """`0.81–0.98`, or `.81–.98` where a column is narrower than that."""
+    full = f"{ci['low']:.2f}–{ci['high']:.2f}"
+    return full if len(full) < width else full.replace("0.", ".").replace("1.00", "1")
+
+
+def _number(value: Any, width: int = 99) -> str:
     if value is None:
         return "—"
+    if isinstance(value, dict) and "low" in value and "high" in value:
+        return interval_text(value, width)
     if isinstance(value, int):
         return str(value)
     return f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -47,11 +56,14 @@ def aggregates_text(summary: dict[str, Any], systems: list[str], primary: str) -
         return text[: width - 1].ljust(width)
 
     lines = ["".ljust(LABEL_WIDTH) + "".join(cell(column_title(s)) for s in shown)]
+    tested = (summary.get("eval_set") or {}).get("name", "validation") != "validation"
     for key, label in ROWS:
+        if key == "val_loss" and tested:
+            label = "test loss"
         values = [stats[s].get(key) for s in shown]
         if all(v is None for v in values):
             continue
-        cells = "".join(cell(_number(v)) for v in values)
+        cells = "".join(cell(_number(v, width)) for v in values)
         lines.append((label or primary)[: LABEL_WIDTH - 1].ljust(LABEL_WIDTH) + cells)
     return "\n".join(line.rstrip() for line in lines)
 
