@@ -82,11 +82,17 @@ def add_vocabulary(writer: GGUFWriter, model_dir: Path, vocab_size: int) -> Voca
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special = SpecialVocab(model_dir, load_merges=True, n_vocab=vocab_size)
+    _say_whether_bos_is_added(special, tokenizer)
+    special.add_to_gguf(writer, quiet=True)
+    return VocabInfo(len(tokens), "gpt2", pre)
+
+
+def _say_whether_bos_is_added(special: SpecialVocab, tokenizer: Any) -> None:
+    """Write add_bos_token as the tokenizer behaves, where its files do not say: llama.cpp's
+    default differs by tokenizer model (a SentencePiece vocabulary gets BOS)."""
     if "bos" not in special.add_special_token and tokenizer.bos_token_id is not None:
         ids = tokenizer("a")["input_ids"]
         special.add_special_token["bos"] = bool(ids) and ids[0] == tokenizer.bos_token_id
-    special.add_to_gguf(writer, quiet=True)
-    return VocabInfo(len(tokens), "gpt2", pre)
 
 
 def _tokenizer_json(model_dir: Path) -> dict[str, Any]:
@@ -112,7 +118,9 @@ def _add_sentencepiece_style(writer: GGUFWriter, model_dir: Path) -> VocabInfo:
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
     writer.add_token_types(types)
-    SpecialVocab(model_dir, n_vocab=len(tokens)).add_to_gguf(writer, quiet=True)
+    special = SpecialVocab(model_dir, n_vocab=len(tokens))
+    _say_whether_bos_is_added(special, vocab.tokenizer)
+    special.add_to_gguf(writer, quiet=True)
     return VocabInfo(len(tokens), "llama", "default")
 
 

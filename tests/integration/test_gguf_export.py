@@ -297,3 +297,49 @@ def test_cli_gguf_export(tiny_run, tmp_path) -> None:
     refused = subprocess.run([*command, str(tmp_path / "x"), "--quant", "f16"],
                              capture_output=True, text=True, cwd=REPO_ROOT, env=env)  # fmt: skip
     assert refused.returncode == 2 and "--quant applies to --gguf only" in refused.stderr
+
+
+def sentencepiece_style_tokenizer():
+    """A Mistral-style tokenizer.json: BPE with byte fallback over `▁`-joined words."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tests.tiny_model import _CORPUS
+
+    core = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    core.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                            normalizers.Replace(" ", "▁")])  # fmt: skip
+    core.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                      decoders.Fuse(), decoders.Strip(" ", 1, 0)])  # fmt: skip
+    specials = ["<unk>", "<s>", "</s>", *(f"<0x{i:02X}>" for i in range(256))]
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=specials, show_progress=False)
+    core.train_from_iterator([t.replace(" ", "▁") for t in _CORPUS * 4], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")  # fmt: skip
+
+
+def test_a_mistral_style_tokenizer_is_written_as_a_sentencepiece_vocabulary(tmp_path) -> None:
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tokenizer = sentencepiece_style_tokenizer()
+    torch.manual_seed(3)
+    model = MistralForCausalLM(MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, sliding_window=None,
+        bos_token_id=1, eos_token_id=2,
+    )).eval()  # fmt: skip
+    model.save_pretrained(tmp_path / "mistral")
+    tokenizer.save_pretrained(tmp_path / "mistral")
+    config = json.loads((tmp_path / "mistral" / "config.json").read_text())
+    summary = gguf_export.write_model_gguf(model.state_dict, config, tmp_path / "mistral",
+                                           tmp_path / "m.gguf", "f16", "tiny")  # fmt: skip
+    assert summary.architecture == "llama" and summary.vocab_size == len(tokenizer)
+    reader = GGUFReader(tmp_path / "m.gguf")
+    assert reader.get_field("tokenizer.ggml.model").contents() == "llama"
+    exported = AutoTokenizer.from_pretrained(tmp_path, gguf_file="m.gguf")
+    for text in ("My invoice is wrong and I was charged twice", "Hello wörld 😀"):  # byte fallback
+        assert exported(text)["input_ids"] == tokenizer(text)["input_ids"]
+    ids = torch.tensor([[1, 50, 60, 70, 80]])
+    with torch.no_grad():
+        gap = (model(ids).logits - load_gguf(tmp_path / "m.gguf")(ids).logits).abs().max().item()
+    assert gap <= LOGIT_TOLERANCE["f16"]
