@@ -146,6 +146,7 @@ def format_p(p: float) -> str:
     """`p < 0.001`, `p = 0.03`, `p = 0.38` (two significant digits below 0.1)."""
     if p < 0.001:
         return "p < 0.001"
-    if p < 0.1:
-        return f"p = {p:.2g}" if p >= 0.01 else f"p = {p:.3f}"
-    return f"p = {p:.2f}"
+    text = f"{p:.3f}" if p < 0.01 else f"{p:.2g}" if p < 0.1 else f"{p:.2f}"
+    if p < ALPHA <= float(text):
+        return f"p < {ALPHA}"  # 0.0499 must not read as 0.05: the verdict called it real
+    return f"p = {text}"

@@ -78,6 +78,7 @@ def test_clear_difference_and_p_formatting() -> None:
     assert not clear_difference(paired_test([1.0, 0.0], [0.0, 0.0]), 0.5, 0.0)  # 2 examples
     assert format_p(0.000488) == "p < 0.001"
     assert format_p(0.03125) == "p = 0.031" and format_p(0.375) == "p = 0.38"
+    assert format_p(0.0499) == "p < 0.05" and format_p(0.0625) == "p = 0.062"
 
 
 # ---------------------------------------------------------------------------

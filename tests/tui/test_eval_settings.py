@@ -24,6 +24,7 @@ from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.tui.conftest import SIZE, wait_until
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate, write_eval
 from tui.dialogs.eval_settings import EvalSettingsDialog
+from tui.dialogs.file_browser import FileBrowserDialog
 from tui.screens.evaluate import EvaluateScreen
 from tui.widgets.eval_summary import aggregates_text, judge_text
 
@@ -277,7 +278,11 @@ async def test_settings_choose_a_test_file_and_the_screen_shows_that_set(
         assert note(dialog, "data") == "blank: the run's validation split"
         await type_into(pilot, dialog, "data", str(tmp_path / "nowhere.jsonl"))
         assert note(dialog, "data") == "✗ no such file"
-        await type_into(pilot, dialog, "data", str(test_file))
+        await pilot.press("ctrl+o")  # the file browser fills the field
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, FileBrowserDialog), 10)
+        pilot.app.screen.dismiss(test_file)
+        await pilot.pause()
+        assert dialog.query_one("#field-data", Input).value == str(test_file)
         assert note(dialog, "data") == "✓ scored instead of the validation split"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: backend.eval_starts == 1 and not screen.evaluating, 10)

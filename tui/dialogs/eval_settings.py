@@ -33,7 +33,9 @@ from engine.eval_options import (
     checkpoint_system,
 )
 from engine.judge import DEFAULT_RUBRIC, JudgeConfig, JudgeError
+from tui.dialogs.file_browser import FileBrowserDialog
 from tui.paths import stylesheet
+from tui.widgets.path_input import DATASET_SUFFIXES, PathInput
 
 DEFAULT_KEY_ENV = str(next(f.default for f in fields(JudgeConfig) if f.name == "key_env"))
 """The judge key's variable when the field is left blank (one source: JudgeConfig)."""
@@ -107,12 +109,14 @@ def key_status(name: str) -> str:
 class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
     """Systems, generation and judge of the next evaluation; dismisses with the options.
 
-    BINDINGS: ctrl+s starts (enter in a field too), escape cancels.
+    BINDINGS: ctrl+s starts (enter in a field too), ctrl+o browses for the test file,
+    escape cancels.
     """
 
     CSS_PATH = stylesheet("eval_dialogs")
     BINDINGS = [
         Binding("ctrl+s", "start", "Start"),
+        Binding("ctrl+o", "browse", "Test file"),
         Binding("escape", "dismiss(None)", "Cancel"),
     ]
 
@@ -128,9 +132,10 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="settings-box", classes="dialog") as box:
             box.border_title = f"Eval settings · run {self.choices.run_name}"
-            box.border_subtitle = "ctrl+s: start   escape: cancel"
+            box.border_subtitle = "ctrl+s: start   ctrl+o: test file   escape: cancel"
             yield Static("Examples", classes="settings-section")
-            yield self._row("test file", self._input("data", self.initial.data), "data")
+            data = PathInput(self.initial.data or "", suffixes=DATASET_SUFFIXES, id="field-data")
+            yield self._row("test file", data.add_class("settings-input"), "data")
             yield Static("Systems", classes="settings-section")
             yield from self._system_rows()
             yield Static("Generation", classes="settings-section")
@@ -353,6 +358,19 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
     @on(Button.Pressed, "#settings-cancel")
     def _cancel_pressed(self) -> None:
         self.dismiss(None)
+
+    def action_browse(self) -> None:
+        """Choose the test file in a file browser (from the field's directory, else here)."""
+        current = Path(self._text("data") or ".").expanduser()
+        start = current if current.is_dir() else current.parent
+        dialog = FileBrowserDialog("Test file to score", start.resolve(), DATASET_SUFFIXES)
+        self.app.push_screen(dialog, self._browsed)
+
+    def _browsed(self, path: Path | None) -> None:
+        if path is not None:
+            field = self.query_one("#field-data", Input)
+            field.value = str(path)
+            field.focus()
 
     def action_start(self) -> None:
         """Dismiss with the options, or stay (with the messages shown) while some are wrong."""
