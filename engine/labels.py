@@ -11,6 +11,10 @@ so both agree on what a label is. The rule, general on purpose:
   one line) and they take few distinct values, the whole answer is the label.
 
 "Few" means at least 2 and at most min(50, n / 2) distinct values over n answers.
+
+Evaluation asks more before it scores by label accuracy (`is_class_label`): the values are
+word-like (not numbers), and chosen from a set rather than copied from the prompt, as an
+order's city or product is. Otherwise JSON answers are scored field by field.
 """
 
 from __future__ import annotations

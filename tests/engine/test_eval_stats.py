@@ -245,3 +245,17 @@ def test_a_significant_win_still_names_a_metric_that_went_the_other_way(tmp_path
         "better on exact match: fine-tuned 0.00 vs 0.25 (0 wins / 3 losses, p = 0.25)"
     )
     assert "few-shot base is clearly better on ROUGE-L" in verdict
+
+
+@pytest.mark.parametrize(
+    ("name", "primary"),
+    [("support_tickets.jsonl", "category accuracy"), ("order_emails.jsonl", "field accuracy")],
+)
+def test_the_sample_datasets_get_the_primary_metric_of_their_task(name: str, primary: str) -> None:
+    from engine.eval_summary import build_scoring
+    from engine.formats import load_examples
+    from engine.paths import sample_data_dir
+
+    examples = load_examples(sample_data_dir() / name).examples
+    ctx, _ = build_scoring(examples, [e.answer for e in examples])
+    assert ctx.primary_name == primary
