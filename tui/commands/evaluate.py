@@ -87,7 +87,7 @@ _COLUMNS = (
     ("rouge_l", "ROUGE-L", "{:>8}"),
     ("json_valid", "JSON", "{:>6}"),
     ("same_keys", "keys", "{:>6}"),
-    ("val_loss", "val loss", "{:>9}"),
+    ("val_loss", "val loss", "{:>10}"),
     ("perplexity", "ppl", "{:>8}"),
     ("memorised", "copied", "{:>7}"),
     ("cut_at_limit", "cut", "{:>5}"),
@@ -156,11 +156,11 @@ def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
 
 
 def _key_lines(summary: dict[str, Any]) -> list[str]:
-    """Per-key JSON match and the label accuracy lines, when the data has them."""
+    """Each JSON key's accuracy (exact match of that field) per system, when answers are JSON."""
     lines = []
     for stats in summary.get("systems", {}).values():
         keys = stats.get("key_match") or {}
         if keys:
             shown = ", ".join(f"{k} {v:.2f}" for k, v in keys.items())
-            lines.append(f"{stats.get('title')}: per-key exact match: {shown}")
+            lines.append(f"{stats.get('title')}: field accuracy per key: {shown}")
     return lines + ([""] if lines else [])
