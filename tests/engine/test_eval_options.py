@@ -114,3 +114,17 @@ def test_stored_rows_count_what_a_stop_keeps(tmp_path: Path) -> None:
     append_jsonl(system_file(tmp_path, "tuned"), [{"index": 0}, {"index": 1}, {"index": 1}])
     assert stored_rows(tmp_path, ["base_zero", "base_few", "tuned"], 4) == 6
     assert stored_rows(tmp_path, ["base_zero"]) == 5
+
+
+def test_a_test_file_reaches_the_detached_process_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = from_args(parser.parse_args(["--data", "tests/held out.jsonl"]))
+    assert options.data == str(tmp_path / "tests" / "held out.jsonl")
+    assert from_args(parser.parse_args(to_argv(options))) == options  # runs in the run dir
+    save_options(tmp_path, options)
+    assert load_options(tmp_path) == options
+    assert from_args(parser.parse_args([])).data is None  # the validation split
