@@ -3,6 +3,7 @@ real baseline: a created run, a detached evaluation of the tiny model, then trai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,14 @@ class BaselineBackend(FakeBackend):
         self.baselines: list[Path] = []
         self.stopped: list[Path] = []
 
-    def create_run(self, cfg: TrainConfig) -> Path:
+    def create_run(self, cfg: TrainConfig, reasons: Mapping[str, str] | None = None) -> Path:
         self.created.append(cfg)
         run_dir = self.root / (RUN_ID if len(self.created) == 1 else f"{RUN_ID}{len(self.created)}")
         run_dir.mkdir(parents=True)
         self.runs[run_dir] = FakeRun(run_dir, cfg, CREATED, [{"type": "state", "state": "queued"}])
         return run_dir
 
-    def start_run(self, cfg: TrainConfig) -> RunInfo:
+    def start_run(self, cfg: TrainConfig, reasons: Mapping[str, str] | None = None) -> RunInfo:
         self.started.append(cfg)
         run_dir = self.root / f"20250301-10150{len(self.started)}-c0ffee"
         run_dir.mkdir(parents=True)
@@ -86,7 +87,9 @@ class BaselineBackend(FakeBackend):
         stored = self.runs[run_dir].config
         return (stored.data, stored.model) == (cfg.data, cfg.model)
 
-    def start_created_run(self, run_dir: Path, cfg: TrainConfig) -> RunInfo:
+    def start_created_run(
+        self, run_dir: Path, cfg: TrainConfig, reasons: Mapping[str, str] | None = None
+    ) -> RunInfo:
         self.started_created.append((run_dir, cfg))
         run = self.runs[run_dir]
         run.config, run.state = cfg, "queued"
