@@ -208,6 +208,7 @@ def assistant_char_spans(tokenizer: Any, messages: Sequence[Any]) -> tuple[str, 
     chat = as_dicts(messages)
     thinking = has_thinking(chat)
     text = render_chat(tokenizer, chat, generation_prompt=False, thinking=thinking)
+    text = _as_inference_sees_it(tokenizer, chat, text, thinking)
     spans: list[range] = []
     ends: tuple[str, ...] | None = None
     for index, message in enumerate(chat):
@@ -227,6 +228,34 @@ def assistant_char_spans(tokenizer: Any, messages: Sequence[Any]) -> tuple[str, 
         if span.stop > span.start:
             spans.append(span)
     return text, spans
+
+
+def _as_inference_sees_it(
+    tokenizer: Any, chat: list[dict[str, str]], text: str, thinking: bool
+) -> str:
+    """The text with the last answer after the very prompt inference will use.
+
+    Mistral v0.3 prints the system prompt only in the last user turn *when the
+    conversation ends there*: rendered whole, a conversation that ends with the answer has
+    no system prompt at all, and training would never see it. Then the text becomes the
+    generation prompt followed by the answer as the template writes it.
+    """
+    last = len(chat) - 1
+    if last < 1 or chat[last]["role"] != "assistant" or chat[last - 1]["role"] != "user":
+        return text
+    prompt = render_chat(tokenizer, chat[:last], True, thinking)
+    if text.startswith(prompt):
+        return text
+    question = chat[last - 1]["content"].strip()
+    upto = render_chat(tokenizer, chat, False, thinking)
+    asked_p, asked_u = prompt.rfind(question), upto.rfind(question)
+    if not question or asked_p < 0 or asked_u < 0:
+        return text
+    closing = prompt[asked_p + len(question) :]  # "[/INST]": the rest of the prompt
+    after = upto[asked_u + len(question) :]
+    if not after.startswith(closing):
+        return text
+    return prompt + after[len(closing) :]
 
 
 def _find_answer(

@@ -188,3 +188,20 @@ def test_scores_compare_answers_without_their_think_blocks() -> None:
     plain = score_output("billing", "billing", ctx, index)
     thought = score_output("<think>\nsteps\n</think>\n\nbilling", "billing", ctx, index)
     assert thought == plain
+
+
+def test_mistral_v03_trains_after_the_prompt_inference_uses() -> None:
+    """Rendered whole, a Mistral v0.3 conversation ending with the answer has no system
+    prompt; training must see the prompt the model is later given, system included."""
+    tokenizer = family_tokenizer("mistral-v0.3")
+    for messages in (TWO_TURNS[:3], TWO_TURNS):
+        tokenized = tokenize_conversation(tokenizer, messages, max_seq_len=1024)
+        text = tokenizer.decode(tokenized.input_ids)
+        prompt = render_chat(tokenizer, messages[:-1], generation_prompt=True)
+        assert text.startswith(prompt) and "Classify the ticket." in text
+        first = next(i for i, label in enumerate(tokenized.labels) if label != IGNORE_INDEX)
+        segments = [s.strip() for s in trained_segments(tokenizer, tokenized)]
+        assert segments[-1] == f"{messages[-1]['content']}</s>"
+        assert "Classify" not in tokenizer.decode(
+            [t for t in tokenized.labels[first:] if t != IGNORE_INDEX]
+        )
