@@ -300,8 +300,12 @@ def ensure_model_available(name: str) -> None:
     _resolve_hub(name)
 
 
-def hub_model_config(repo_id: str) -> dict[str, Any] | None:
+def hub_model_config(repo_id: str, download: bool = True) -> dict[str, Any] | None:
     """A hub model's config.json alone (cache first, then the hub), for the estimate.
+
+    Args:
+        download: ask the hub when it is not cached (False: the local cache only, e.g.
+            where a UI waits; lint's tokenizer fetch brings config.json along).
 
     Returns None when it cannot be had (offline and not cached, gated, no network).
     """
@@ -312,7 +316,7 @@ def hub_model_config(repo_id: str) -> dict[str, Any] | None:
     if not _HUB_ID.match(repo_id):
         return None
     for local_only in (True, False):
-        if not local_only and _is_offline():
+        if not local_only and (_is_offline() or not download):
             return None
         try:
             return read_model_config(

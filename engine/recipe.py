@@ -54,7 +54,13 @@ from engine.errors import TunedeckError
 from engine.estimate import detect_device, estimate_run
 from engine.formats import Example
 from engine.model_shapes import read_model_config
-from engine.models import EMBEDDED, converted_dir, is_complete_model_dir, resolve_model
+from engine.models import (
+    EMBEDDED,
+    converted_dir,
+    hub_model_config,
+    is_complete_model_dir,
+    resolve_model,
+)
 from engine.token_lengths import percentile, utf8_size
 
 RECIPE_FIELDS = (
@@ -220,6 +226,8 @@ def local_model_config(model: str, *, prepare_embedded: bool = False) -> dict[st
             return read_model_config(cached)
         if prepare_embedded and model in EMBEDDED:
             return read_model_config(resolve_model(model))
+        if "/" in model and not path.exists():  # a hub id: its cached config.json alone
+            return hub_model_config(model, download=False)
     except (TunedeckError, OSError, ValueError):
         return None
     return None

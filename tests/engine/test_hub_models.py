@@ -129,3 +129,21 @@ def test_the_estimate_reads_a_hub_models_config_alone(online, monkeypatch) -> No
     assert models.hub_model_config(REPO) is None
     assert asked == [("config.json", True), ("config.json", False)]
     assert models.hub_model_config("not a hub id") is None
+
+
+def test_the_wizards_estimate_uses_a_cached_hub_config_without_asking_the_hub(
+    monkeypatch, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """engine.recipe.local_model_config: a hub id's config.json from the cache only."""
+    from engine.recipe import local_model_config
+
+    asked: list[bool] = []
+
+    def fake_download(repo_id: str, filename: str, local_files_only: bool = False) -> str:
+        asked.append(local_files_only)
+        return str(tiny_model_dir / filename)
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
+    config = local_model_config(REPO)
+    assert config is not None and config["model_type"] == "llama"
+    assert asked == [True]  # the cache, never the network, where the wizard waits
