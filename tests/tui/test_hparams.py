@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from textual.widgets import Input, Select, Static
 
 from engine.config import TrainConfig, field_help, load_config
-from tests.tui.conftest import SIZE, settle
+from engine.lint_findings import finding
+from tests.tui.conftest import SIZE, FakeBackend, settle
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.screens.hparams import HyperparamsScreen
@@ -202,3 +204,35 @@ def test_parse_field_reads_what_a_user_types() -> None:
     assert parse_field("max_steps", "") is None
     assert parse_field("lora.target_modules", "q_proj, v_proj") == ["q_proj", "v_proj"]
     assert parse_field("run_name", "first try") == "first try"
+
+
+class TemplateBackend(FakeBackend):
+    """A token survey that reports what lint says about the model's chat template."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__()
+        self.template = finding(code, 0, message)
+
+    def survey_tokens(self, path, model, max_seq_len, progress):
+        survey = super().survey_tokens(path, model, max_seq_len, progress)
+        findings = (*survey.report.findings, self.template)
+        return replace(survey, report=replace(survey.report, findings=findings))
+
+
+async def test_a_template_without_a_system_turn_is_said(make_app) -> None:
+    folds = "the chat template has no system turn: the system text goes into the first user turn"
+    app = make_app(backend=TemplateBackend("template-folds-system", folds))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_hparams(app, pilot)
+        assert f"chat template: {folds}" in side(screen, "#hp-warnings")
+        assert screen.leave_blocker() is None
+
+
+async def test_a_template_that_refuses_the_data_blocks_the_step(make_app) -> None:
+    refused = "the chat template raised: roles must alternate: training would stop before it starts"
+    app = make_app(backend=TemplateBackend("template-error", refused))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_hparams(app, pilot)
+        assert f"chat template: {refused}" in side(screen, "#hp-warnings")
+        blocker = screen.leave_blocker()
+        assert blocker is not None and "cannot train on this data: the chat template" in blocker

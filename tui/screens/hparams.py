@@ -42,6 +42,8 @@ from tui.widgets.config_form import ConfigForm
 from tui.widgets.path_input import NameOrPathSuggester
 from tui.wizard import AUTO_FIELDS, Wizard
 
+TEMPLATE_CODES = ("template-error", "template-folds-system")
+"""Lint's findings about the model's chat template, shown with the warnings."""
 CHARS_PER_TOKEN = 4.0
 """Rough English average, for an estimate made before tokens are counted."""
 
@@ -206,6 +208,7 @@ class HyperparamsScreen(WizardScreen):
                 device=self.device[0],  # type: ignore[arg-type]
                 model_config=self._model_config(),
             )
+            found += [f"chat template: {f.message}" for f in self._template_findings()]
             text = "\n".join(f"! {w}" for w in found) or "✓ no warnings for this config"
             warnings.update(Content(text))
         self.query_one("#hp-recipe", Static).update(Content(self._recipe_text()))
@@ -342,9 +345,21 @@ class HyperparamsScreen(WizardScreen):
         self._fill()
         self._refresh_side()
 
+    def _template_findings(self) -> list[Any]:
+        """What the token survey found about the model's chat template (lint's findings):
+        a template that refuses the data stops training; one without a system turn gets
+        the system text folded into the first user turn."""
+        tokens = self.wizard.tokens
+        if tokens is None or tokens.model != self.wizard.config.model:
+            return []
+        return [f for f in tokens.report.findings if f.code in TEMPLATE_CODES]
+
     def leave_blocker(self) -> str | None:
         if self.invalid:
             return "fix the field(s) marked ✗: " + ", ".join(sorted(self.invalid))
+        refused = [f for f in self._template_findings() if f.code == "template-error"]
+        if refused:
+            return f"the model's chat template cannot train on this data: {refused[0].message}"
         try:
             self.wizard.run_config().validate_for_run()
         except ConfigError as exc:
