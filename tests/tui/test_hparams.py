@@ -62,7 +62,7 @@ async def test_fields_show_values_and_explanations_and_intervals_follow_the_data
         assert (cfg.eval_steps, cfg.save_steps, cfg.logging_steps) == (11, 11, 2)
         assert form.widgets["eval_steps"].value == "11"
         assert form.widgets["learning_rate"].value == "0.0013"
-        assert "auto (reason →)" in str(form.query_one("#note-eval-steps").render())
+        assert "auto → why" in str(form.query_one("#note-eval-steps").render())
         recipe = side(screen, "#hp-recipe")
         assert "learning_rate = 0.0013: LoRA's best rate for a Llama-like model 576" in recipe
         assert "gradient_accumulation = 1: effective batch 4: 124 examples" in recipe

@@ -281,7 +281,7 @@ class HyperparamsScreen(WizardScreen):
         if not reasons:
             return ""
         cfg = self.wizard.config
-        lines = ["Chosen for this data and model (edit a field to override it)"]
+        lines = ["Why (chosen for this data and model; edit a field to override it)"]
         for name, reason in reasons.items():
             value = getattr(cfg, name)
             shown = f"{value:g}" if isinstance(value, float) else str(value)
@@ -293,7 +293,7 @@ class HyperparamsScreen(WizardScreen):
         chosen = self.wizard.reasons()
         for name in AUTO_FIELDS:
             if name in form.widgets:
-                form.show_note(name, "auto (reason →)" if name in chosen else "")
+                form.show_note(name, "auto → why" if name in chosen else "")
         tokens = self.wizard.tokens
         if tokens is not None and tokens.lengths:
             suggested = suggest_max_seq_len(list(tokens.lengths.values()))
