@@ -99,15 +99,14 @@ def grid(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     lrs = [float(x) for x in args.lr.split(",")] if args.lr else []
     batches = [int(x) for x in args.batch.split(",")] if args.batch else []
     epochs = [float(x) for x in args.epochs.split(",")] if args.epochs else []
-    for lr, batch, ep in itertools.product(lrs, batches, epochs):
+    combos = list(itertools.product(lrs, batches, epochs))
+    for point in args.point or []:
+        values = dict(part.split("=") for part in point.split(","))
+        combos.append((float(values["lr"]), int(values["batch"]), float(values["epochs"])))
+    for lr, batch, ep in combos:
         micro = min(batch, 4)
-        flags = ["--lr", f"{lr:g}", "--epochs", f"{ep:g}"]
-        flags += [
-            "--set",
-            f"micro_batch_size={micro}",
-            "--set",
-            f"gradient_accumulation={batch // micro}",
-        ]
+        flags = ["--lr", f"{lr:g}", "--epochs", f"{ep:g}", "--set", f"micro_batch_size={micro}"]
+        flags += ["--set", f"gradient_accumulation={batch // micro}"]
         points.append((f"lr={lr:g} batch={batch} epochs={ep:g}", flags))
     return points
 
