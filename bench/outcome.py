@@ -88,11 +88,16 @@ def run_one(ds: Dataset, env: dict[str, str], quick: bool) -> dict[str, Any]:
     summary = json.loads(cli([*eval_args, "--max-examples", "4"] if quick else eval_args, env)
                          .strip().splitlines()[-1])  # fmt: skip
     eval_s = time.perf_counter() - started
+    # The validation split too: the set that chose the checkpoint, as `tunedeck eval` scores
+    # by default (reported beside the test file, not judged: it is not independent).
+    val_args = ["eval", info["id"], "--no-probes", "--json"]
+    val_summary = json.loads(cli([*val_args, "--max-examples", "4"] if quick else val_args, env)
+                             .strip().splitlines()[-1])  # fmt: skip
     status = json.loads(Path(info["dir"], "status.json").read_text())
     recipe = {c["field"]: c["value"] for c in info.get("recipe", [])}
     return {"dataset": ds.name, "run": info["id"], "train_s": train_s, "eval_s": eval_s,
             "steps": status.get("step"), "best_step": status.get("best_step"),
-            "recipe": recipe, "summary": summary}  # fmt: skip
+            "recipe": recipe, "summary": summary, "val_summary": val_summary}  # fmt: skip
 
 
 def judge(ds: Dataset, result: dict[str, Any]) -> list[str]:
@@ -130,26 +135,32 @@ def _with_ci(stats: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     """The outcome table, Markdown."""
-    head = ("| dataset | test examples | primary metric | fine-tuned [95 % CI] | few-shot base "
+    head = ("| dataset | scored on | primary metric | fine-tuned [95 % CI] | few-shot base "
             "[95 % CI] | zero-shot base | wins / losses vs few-shot, p | valid JSON tuned / "
-            "few-shot | steps (best) | train s | eval s |")  # fmt: skip
+            "few-shot | steps (best) | train s | test eval s |")  # fmt: skip
     lines = [head, "|" + "---|" * 11]
     for r in results:
-        s = r["summary"]
-        systems = s["systems"]
-        tuned, few = systems["tuned"], systems.get("base_few", {})
-        zero = systems.get("base_zero", {})
-        test = _comparison(s, "base_few") or {}
-        p = f"{test['p_value']:.2g}" if test.get("p_value") is not None else "-"
-        valid = "/".join("-" if x.get("json_valid") is None else f"{x['json_valid']:.2f}"
-                         for x in (tuned, few))  # fmt: skip
-        lines.append(
-            f"| {r['dataset']} | {tuned.get('n')} | {s['primary']['name']} | {_with_ci(tuned)} "
-            f"| {_with_ci(few)} | {_with_ci(zero)} | {test.get('wins', '-')} / "
-            f"{test.get('losses', '-')}, p {p} | {valid} | {r['steps']} ({r['best_step']}) "
-            f"| {r['train_s']:.0f} | {r['eval_s']:.0f} |"
-        )
+        for s, where in ((r["summary"], "test file"), (r.get("val_summary"), "validation split")):
+            if s is not None:
+                lines.append(_line(r, s, where))
     return "\n".join(lines)
+
+
+def _line(r: dict[str, Any], s: dict[str, Any], where: str) -> str:
+    """One row of the outcome table: one dataset scored on one set."""
+    systems = s["systems"]
+    tuned, few = systems["tuned"], systems.get("base_few", {})
+    zero = systems.get("base_zero", {})
+    test = _comparison(s, "base_few") or {}
+    p = f"{test['p_value']:.2g}" if test.get("p_value") is not None else "-"
+    valid = "/".join("-" if x.get("json_valid") is None else f"{x['json_valid']:.2f}"
+                     for x in (tuned, few))  # fmt: skip
+    return (
+        f"| {r['dataset']} | {where}, {tuned.get('n')} | {s['primary']['name']} "
+        f"| {_with_ci(tuned)} | {_with_ci(few)} | {_with_ci(zero)} | {test.get('wins', '-')} / "
+        f"{test.get('losses', '-')}, p {p} | {valid} | {r['steps']} ({r['best_step']}) "
+        f"| {r['train_s']:.0f} | {r['eval_s']:.0f} |"
+    )
 
 
 def rows(results: list[dict[str, Any]], misses: dict[str, list[str]], quick: bool) -> list[Row]:
