@@ -9,7 +9,7 @@ from textual.widgets import Input, Select, Static
 
 from engine.config import TrainConfig, field_help, load_config
 from engine.lint_findings import finding
-from tests.tui.conftest import SIZE, FakeBackend, settle
+from tests.tui.conftest import SIZE, FakeBackend, settle, wait_until
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.screens.hparams import HyperparamsScreen
@@ -236,3 +236,24 @@ async def test_a_template_that_refuses_the_data_blocks_the_step(make_app) -> Non
         assert f"chat template: {refused}" in side(screen, "#hp-warnings")
         blocker = screen.leave_blocker()
         assert blocker is not None and "cannot train on this data: the chat template" in blocker
+
+
+class UnpreparedModelBackend(FakeBackend):
+    """The model's config.json is not on disk until `prepared` (as before a conversion)."""
+
+    prepared_config = False
+
+    def model_config(self, model):
+        return super().model_config(model) if self.prepared_config else None
+
+
+async def test_the_learning_rate_follows_the_model_once_it_is_prepared(make_app) -> None:
+    backend = UnpreparedModelBackend()
+    app = make_app(backend=backend)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_hparams(app, pilot)
+        assert app.wizard.config.learning_rate == 2e-4  # the usual LoRA rate, said so
+        assert "size is unknown until it is prepared" in side(screen, "#hp-recipe")
+        backend.prepared_config = True  # e.g. the token survey converted the model
+        await wait_until(pilot, lambda: app.wizard.config.learning_rate == 1.3e-3, timeout=10)
+        assert "576 wide" in side(screen, "#hp-recipe")

@@ -69,6 +69,8 @@ class HyperparamsScreen(WizardScreen):
         self.device: tuple[str, int | None] = ("cpu", None)
         self.model_configs: dict[str, dict[str, Any] | None] = {}
         self.models: dict[str, ModelInfo] = {}
+        self.sized_for: str | None = None
+        """The model whose config.json the recipe last saw (None: not on disk yet)."""
 
     def compose_body(self) -> ComposeResult:
         cfg = self.wizard.config
@@ -96,6 +98,7 @@ class HyperparamsScreen(WizardScreen):
         self.models = {info.name: info for info in self.backend.list_models()}
         self.query_one("#hp-model", Input).suggester = NameOrPathSuggester(self.models)
         self.detect_device()
+        self.set_interval(2.0, self._size_when_model_appears)
 
     @work(thread=True, exclusive=True, group="device", exit_on_error=False)
     def detect_device(self) -> None:
@@ -117,7 +120,9 @@ class HyperparamsScreen(WizardScreen):
     def _apply_recipe(self) -> None:
         """Let the engine's recipe choose the fields nobody set, and show what it chose."""
         device, free = self.device
-        changed = self.wizard.apply_suggestions(self._model_config(), device, free)
+        model_config = self._model_config()
+        self.sized_for = self.wizard.config.model if model_config is not None else None
+        changed = self.wizard.apply_suggestions(model_config, device, free)
         form = self.query_one(ConfigForm)
         for name, value in changed.items():
             if name == "method":
@@ -215,13 +220,23 @@ class HyperparamsScreen(WizardScreen):
         self.query_one("#hp-data", Static).update(Content(_data_text(wizard.data_config())))
 
     def _model_config(self) -> dict[str, Any] | None:
+        """The model's config.json; None until it is on disk (looked for again each time:
+        preparing the model, e.g. the token survey converting the embedded one, writes it)."""
         model = self.wizard.config.model
-        if model not in self.model_configs:
+        if self.model_configs.get(model) is None:
             try:
                 self.model_configs[model] = self.backend.model_config(model)
             except ConfigError:
                 self.model_configs[model] = None
         return self.model_configs[model]
+
+    def _size_when_model_appears(self) -> None:
+        """Apply the recipe again once the model's config.json appears: the learning rate
+        follows the model's width, which is unknown until the model is prepared."""
+        model = self.wizard.config.model
+        if self.sized_for != model and self._model_config() is not None:
+            self._apply_recipe()
+            self._refresh_side()
 
     def _estimate_lines(self) -> list[str]:
         wizard = self.wizard
