@@ -122,6 +122,12 @@ def few_shot_messages(example: Example, shots: Sequence[Example]) -> list[dict[s
     return system + shot_turns + rest
 
 
+def data_thinks(examples: Sequence[Example]) -> bool:
+    """Whether the data's answers carry `<think>` blocks. Prompts of such data render with
+    thinking on, as training rendered them; a prompt alone has no assistant turn to tell."""
+    return any("<think>" in example.answer for example in examples)
+
+
 def render(tokenizer: Any, messages: list[dict[str, str]], thinking: bool | None = None) -> str:
     """The chat template's text for a prompt, ending where the assistant's answer starts.
 

@@ -19,6 +19,7 @@ from engine.eval_generate import (
     Sampling,
     choose_shots,
     count_tokens,
+    data_thinks,
     fit_few_shot,
     last_user_text,
     max_new_tokens_for,
@@ -82,6 +83,8 @@ class Evaluation:
         self.val = self.eval_set.examples
         """The examples scored: the validation split, or the test file's."""
         self.train = read_split(run_dir, "train")
+        self.thinking = data_thinks(self.train) or None
+        """Thinking on when the training answers think (None: decided per prompt, i.e. off)."""
         self.count = min(len(self.val), options.max_examples or len(self.val))
         self.lines = self.eval_set.lines
         self.ctx, self.index = build_scoring(self.train, [e.answer for e in self.val])
@@ -245,7 +248,7 @@ class Evaluation:
             texts, used = [t for t, _ in fitted], [n for _, n in fitted]
             kind: Any = ["few", self.options.few_shot, [s.line for s in shots]]
         else:
-            texts = [render(self.tokenizer, prompt_messages(e)) for e in examples]
+            texts = [render(self.tokenizer, prompt_messages(e), self.thinking) for e in examples]
             used, kind = [0] * len(texts), ["zero"]
         sampling = asdict(self.sampling)
         if self.sampling.greedy:

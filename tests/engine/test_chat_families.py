@@ -205,3 +205,21 @@ def test_mistral_v03_trains_after_the_prompt_inference_uses() -> None:
         assert "Classify" not in tokenizer.decode(
             [t for t in tokenized.labels[first:] if t != IGNORE_INDEX]
         )
+
+
+def test_evaluation_prompts_think_when_the_training_answers_do() -> None:
+    """A prompt has no assistant turn to tell: the data decides, as it did for training."""
+    from engine.eval_generate import data_thinks, render
+    from engine.formats import Example, Message
+
+    tokenizer = family_tokenizer("qwen3")
+    prompt = [{"role": "user", "content": "Classify: refund please"}]
+
+    def answer(text: str) -> Example:
+        return Example(messages=(Message("user", "q"), Message("assistant", text)), line=1)
+
+    assert not data_thinks([answer('{"category": "billing"}')])
+    assert data_thinks([answer('<think>refund</think>{"category": "billing"}')])
+    off = render(tokenizer, prompt)  # the empty think block closes thinking
+    on = render(tokenizer, prompt, thinking=True)
+    assert off.rstrip().endswith("</think>") and not on.rstrip().endswith("</think>")
