@@ -51,6 +51,7 @@ __all__ = [
     "Distributed",
     "Scheduler",
     "TrainConfig",
+    "config_value",
     "config_warnings",
     "field_help",
     "from_dict",
@@ -80,6 +81,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             value = list(value)
         out[f.name] = value
     return out
+
+
+def config_value(cfg: Any, name: str) -> Any:
+    """The value of a (dotted) field of a config: `config_value(cfg, "lora.r")`."""
+    for part in name.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def from_dict(d: Any, *, where: str = "config") -> TrainConfig:

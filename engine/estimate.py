@@ -413,17 +413,24 @@ def format_estimate(est: RunEstimate) -> list[str]:
     return lines
 
 
-@functools.cache
-def detect_gpu_name() -> str | None:
-    """The first GPU's name from nvidia-smi (asked once per process), else None."""
+def _nvidia_smi_first_gpu(field: str) -> str | None:
+    """One field of the first GPU as nvidia-smi reports it (no header, no units), or None
+    when there is no nvidia-smi or it does not answer."""
     if shutil.which("nvidia-smi") is None:
         return None
-    query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+    query = ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"]
     try:
         out = subprocess.run(query, capture_output=True, text=True, timeout=5, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.splitlines()[0].strip() if out.stdout.strip() else None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if lines else None
+
+
+@functools.cache
+def detect_gpu_name() -> str | None:
+    """The first GPU's name from nvidia-smi (asked once per process), else None."""
+    return _nvidia_smi_first_gpu("name")
 
 
 def detect_device() -> tuple[Device, int | None]:
@@ -432,11 +439,8 @@ def detect_device() -> tuple[Device, int | None]:
     Asks nvidia-smi rather than torch: importing torch takes seconds, and the wizard and
     the CLI ask before any model is loaded.
     """
-    if shutil.which("nvidia-smi") is None:
-        return "cpu", None
-    query = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
+    free_mib = _nvidia_smi_first_gpu("memory.free")
     try:
-        out = subprocess.run(query, capture_output=True, text=True, timeout=5, check=True)
-        return "cuda", int(out.stdout.split()[0]) * 2**20
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return ("cuda", int(free_mib) * 2**20) if free_mib is not None else ("cpu", None)
+    except ValueError:
         return "cpu", None

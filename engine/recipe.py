@@ -141,7 +141,7 @@ def choose_recipe(cfg: TrainConfig, inputs: RecipeInputs, keep: Collection[str] 
         choose("epochs", *recommended_epochs(per_epoch))
     intervals = suggest_intervals(cfg, max(inputs.n_train, 1))
     for name, value in intervals.items():
-        choose(name, value, _interval_reason(name, cfg, value))
+        choose(name, value, _interval_reason(name, value))
     return Recipe(cfg, tuple(choices))
 
 
@@ -187,7 +187,7 @@ def _choose_method(cfg: TrainConfig, inputs: RecipeInputs) -> tuple[str, str] | 
     return "qlora", f"LoRA would need {gib:.1f} GiB of {free:.0f} GiB free: 4-bit base (QLoRA)"
 
 
-def _interval_reason(name: str, cfg: TrainConfig, value: int) -> str:
+def _interval_reason(name: str, value: int) -> str:
     if name == "logging_steps":
         return "about 4 training-loss points between validations"
     return f"about 8 validation points over the run (every {value} steps)"

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.config import (
     TrainConfig,
+    config_value,
     config_warnings,
     save_config,
     with_overrides,
@@ -165,7 +166,7 @@ def _emit_recipe(events: EventWriter, cfg: TrainConfig, reasons: Mapping[str, st
     """A `recipe` event: the values tunedeck chose and why (for viewers and the CLI)."""
     if reasons:
         choices = [
-            {"field": name, "value": _config_value(cfg, name), "reason": reason}
+            {"field": name, "value": config_value(cfg, name), "reason": reason}
             for name, reason in reasons.items()
         ]
         events.emit("recipe", choices=choices)
@@ -181,12 +182,6 @@ def _new_run_dir() -> Path:
             return run_dir
         except FileExistsError:
             continue
-
-
-def _config_value(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
 
 
 def _emit_config_warnings(events: EventWriter, cfg: TrainConfig, n_train: int | None) -> None:

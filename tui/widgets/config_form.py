@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select, Static
 
-from engine.config import TrainConfig, field_help, parse_assignment
+from engine.config import TrainConfig, config_value, field_help, parse_assignment
 from engine.config_fields import field_types
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -66,13 +66,6 @@ def all_field_names(cls: type = TrainConfig, prefix: str = "") -> list[str]:
         else:
             names.append(prefix + f.name)
     return names
-
-
-def config_value(cfg: Any, name: str) -> Any:
-    """The value of a dotted field of a config."""
-    for part in name.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
 
 
 def value_text(value: Any) -> str:
