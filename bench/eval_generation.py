@@ -1,6 +1,6 @@
 """Eval generation: the engine's batched greedy generation against one prompt at a time.
 
-The default model (smollm2-135m, loaded as the evaluator loads it: engine.eval_generate)
+The default model (smollm2-135m, loaded as the evaluator loads it: engine.eval.generate)
 answers the sample data's validation prompts (the split's own validation examples,
 rendered by the engine's prompt building) greedily, with the engine's answer length
 limit (1.5 x the longest reference + 16 tokens). tunedeck: `generate` on the batches the
@@ -32,9 +32,9 @@ GOAL = 3.0
 
 def validation_prompts(tokenizer: Any, limit: int | None) -> tuple[list[str], list[str]]:
     """(rendered prompts, reference answers) of the sample data's validation split."""
-    from engine.eval_generate import prompt_messages, render
-    from engine.formats import load_examples
-    from engine.split import plan_split
+    from engine.data.formats import load_examples
+    from engine.data.split import plan_split
+    from engine.eval.generate import prompt_messages, render
 
     examples = load_examples(SAMPLE).examples
     val = [examples[i] for i in plan_split(examples).val][:limit]
@@ -42,7 +42,7 @@ def validation_prompts(tokenizer: Any, limit: int | None) -> tuple[list[str], li
 
 
 def main() -> int:
-    from engine.eval_options import EvalOptions
+    from engine.eval.options import EvalOptions
 
     defaults = EvalOptions()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -57,16 +57,16 @@ def main() -> int:
 
     import torch
 
-    from engine.eval_generate import (
+    from engine.eval.generate import (
         Sampling,
         count_tokens,
         generate,
         generation_batches,
-        load_base_model,
         load_eval_tokenizer,
         max_new_tokens_for,
     )
-    from engine.models import DEFAULT_MODEL
+    from engine.model.load import load_base_model
+    from engine.model.resolve import DEFAULT_MODEL
 
     tokenizer = load_eval_tokenizer(DEFAULT_MODEL)
     model, device = load_base_model(DEFAULT_MODEL, "lora", "auto")

@@ -50,9 +50,9 @@ def make_run() -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from engine.config import from_preset, with_overrides
-    from engine.models import DEFAULT_MODEL, resolve_model
-    from engine.runs import create_run
+    from engine.config.build import from_preset, with_overrides
+    from engine.model.resolve import DEFAULT_MODEL, resolve_model
+    from engine.runs.store import create_run
 
     sample = ROOT / "sample_data" / "support_tickets.jsonl"
     run = create_run(with_overrides(from_preset("quick"), model=DEFAULT_MODEL,
@@ -77,8 +77,8 @@ def _status_mb(key: str) -> float:
 
 def child(mode: str, run: Path, quant: str, out: Path) -> None:
     """In a fresh process: tunedeck's export, or the peer's write; prints its RSS figures."""
-    from engine import gguf_run
-    from engine.merge import merged_model
+    from engine.export.gguf import run as gguf_run
+    from engine.export.merge import merged_model
 
     after_merge: list[float] = []
 
@@ -91,12 +91,12 @@ def child(mode: str, run: Path, quant: str, out: Path) -> None:
         return model
 
     if mode == "tunedeck":
-        from engine.export import export_run
+        from engine.export.exporter import export_run
 
         gguf_run.merged_model = merge_then_mark  # type: ignore[assignment]
         export_run(run, out, kind="gguf", quant=quant)  # type: ignore[arg-type]
     else:
-        from engine.config import load_config
+        from engine.config.build import load_config
 
         cfg = load_config(run / "config.toml")
         peer_write(lambda: merge_then_mark(cfg, run / "adapter"), run,
@@ -109,10 +109,10 @@ def peer_write(merge, run: Path, path: Path, quant: str) -> None:
     metadata is gathered before the merge, as tunedeck does, so only that differs."""
     import gguf
 
-    from engine.config import load_config
-    from engine.gguf_run import base_config
-    from engine.gguf_tensors import add_hyperparameters, encode_tensor, plan_tensors
-    from engine.gguf_vocab import add_vocabulary
+    from engine.config.build import load_config
+    from engine.export.gguf.run import base_config
+    from engine.export.gguf.tensors import add_hyperparameters, encode_tensor, plan_tensors
+    from engine.export.gguf.vocab import add_vocabulary
 
     base, config = base_config(load_config(run / "config.toml"))
     path.parent.mkdir(parents=True)
@@ -188,9 +188,9 @@ def main() -> int:
 
 
 def _merged_params(run: Path) -> int:
-    from engine.estimate import read_model_config
-    from engine.model_shapes import model_shape
-    from engine.models import DEFAULT_MODEL, resolve_model
+    from engine.config.estimate import read_model_config
+    from engine.model.resolve import DEFAULT_MODEL, resolve_model
+    from engine.model.shapes import model_shape
 
     return int(model_shape(read_model_config(resolve_model(DEFAULT_MODEL))).total_params)
 

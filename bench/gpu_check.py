@@ -1,12 +1,12 @@
 """The prepared GPU check (run through bench/gpu_check.sh): one table, no network.
 
 Random-initialised models shaped like Llama-3.2-1B and Llama-3.1-8B (no download) go
-through tunedeck's own training pieces: engine.train.load_model (LoRA in bf16, QLoRA in
-NF4, packed attention on), padding-free micro-batches from engine.fast_loss, the
+through tunedeck's own training pieces: engine.train.worker.load_model (LoRA in bf16, QLoRA in
+NF4, packed attention on), padding-free micro-batches from engine.model.loss, the
 trained-positions loss, AdamW on the adapter. Measured:
 
 - trained tokens/s and all tokens/s of LoRA and QLoRA, after warm-up steps;
-- peak GPU memory against engine.estimate's figure for the same config;
+- peak GPU memory against engine.config.estimate's figure for the same config;
 - tunedeck's packed attention against transformers' own paths on the same row
   (sdpa with restarting position_ids, and flash_attention_2 where flash-attn is
   installed): time per forward+backward and the loss difference;
@@ -118,8 +118,8 @@ def synthetic_batches(plan: Plan, vocab: int, count: int, seed: int) -> list[dic
     """Padding-free micro-batches of examples whose second half is the trained answer."""
     import random
 
-    from engine.fast_loss import PackedCollator, PackedDataset
-    from engine.tokenization import IGNORE_INDEX
+    from engine.model.loss import PackedCollator, PackedDataset
+    from engine.model.tokenization import IGNORE_INDEX
 
     rng = random.Random(seed)
     examples = []
@@ -144,11 +144,12 @@ def train_rows(table: Table, plan: Plan, shape: str, model_dir: Path, method: st
     """Tokens/s and peak memory of `steps` optimizer steps after `warmup` ones."""
     import torch
 
-    from engine.config import TrainConfig
-    from engine.estimate import estimate_memory
-    from engine.fast_loss import trained_positions_loss
-    from engine.model_shapes import model_shape, read_model_config
-    from engine.train import load_model, pick_device
+    from engine.config.build import TrainConfig
+    from engine.config.estimate import estimate_memory
+    from engine.model.loss import trained_positions_loss
+    from engine.model.shapes import model_shape, read_model_config
+    from engine.train.model import load_model
+    from engine.train.worker import pick_device
 
     device, dtype = pick_device("auto")
     cfg = TrainConfig(model=str(model_dir), method=method, micro_batch_size=plan.micro_batch,
@@ -205,9 +206,9 @@ def attention_rows(table: Table, plan: Plan, shape: str, model_dir: Path) -> Non
 
     from transformers import AutoModelForCausalLM
 
-    from engine.fast_loss import trained_positions_loss
-    from engine.packed_attention import use_packed_attention
-    from engine.train import pick_device
+    from engine.model.load import pick_device
+    from engine.model.loss import trained_positions_loss
+    from engine.train.packed_attention import use_packed_attention
 
     device, dtype = pick_device("auto")
     batch = _to(synthetic_batches(plan, SHAPES[shape]["vocab_size"], 1, seed=2)[0], device)
@@ -247,7 +248,7 @@ def generation_rows(table: Table, plan: Plan, shape: str, model_dir: Path) -> No
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from engine.train import pick_device
+    from engine.model.load import pick_device
 
     device, dtype = pick_device("auto")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from engine.train import pick_device
+    from engine.model.load import pick_device
 
     plan = SMOKE_PLAN if args.cpu_smoke else GPU_PLAN
     shapes = tuple(args.shapes.split(",")) if args.shapes else plan.shapes

@@ -46,8 +46,8 @@ def _peak_rss_mb() -> float:
 
 def child_lint(path: str, model: str, max_seq_len: int) -> dict:
     """Runs in a fresh process: load the tokenizer, lint, report time and peak memory."""
-    from engine.lint import lint_file
-    from engine.models import load_tokenizer
+    from engine.data.lint.linter import lint_file
+    from engine.model.resolve import load_tokenizer
 
     started = time.perf_counter()
     tokenizer = load_tokenizer(model)
@@ -72,7 +72,7 @@ def child_peer(path: str, model: str, max_seq_len: int, cache: str) -> dict:
     from datasets import load_dataset
     from datasets.utils.logging import disable_progress_bar
 
-    from engine.models import load_tokenizer
+    from engine.model.resolve import load_tokenizer
 
     disable_progress_bar()
     tokenizer = load_tokenizer(model)
@@ -97,7 +97,7 @@ def _run_child(*args: str) -> dict:
 def child_model(tmp: str) -> dict:
     """Runs in a child (converting a model costs ~1 GB the parent should not carry): the
     model argument for load_tokenizer and a description, the default model if possible."""
-    from engine.models import DEFAULT_MODEL, resolve_model
+    from engine.model.resolve import DEFAULT_MODEL, resolve_model
 
     try:
         path = resolve_model(DEFAULT_MODEL)

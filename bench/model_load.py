@@ -46,13 +46,8 @@ def child(kind: str) -> dict:
     import transformers  # noqa: F401
     from transformers.utils import logging as hf_logging
 
-    from engine.models import (
-        DEFAULT_MODEL,
-        EMBEDDED,
-        find_embedded_gguf,
-        load_causal_lm,
-        resolve_model,
-    )
+    from engine.model.load import load_causal_lm
+    from engine.model.resolve import DEFAULT_MODEL, EMBEDDED, find_embedded_gguf, resolve_model
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

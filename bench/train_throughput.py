@@ -83,7 +83,7 @@ def conversations(n: int) -> list[list[dict[str, str]]]:
 
 
 def assistant_tokens(tokenizer: Any, convs: list[list[dict[str, str]]]) -> list[int]:
-    from engine.tokenization import tokenize_conversation
+    from engine.model.tokenization import tokenize_conversation
 
     return [tokenize_conversation(tokenizer, c, MAX_LEN).trained_tokens for c in convs]
 
@@ -106,14 +106,16 @@ def run_tunedeck(
     model_dir: Path, convs, steps: int, out: str, bf16: str = "auto"
 ) -> tuple[StepClock, int, int]:
     """The engine's own path: its dtype choice (`bf16` as the run config's field), its
-    model loading (engine.train.load_model: LoRA, per-example attention), ChatDataset +
+    model loading (engine.train.worker.load_model: LoRA, per-example attention), ChatDataset +
     PackedCollator + the fast loss, in its Trainer."""
     import torch
     from transformers import AutoTokenizer, TrainingArguments
 
-    from engine.config import LoraConfig, TrainConfig
-    from engine.fast_loss import PackedCollator
-    from engine.train import ChatDataset, TokenCounter, _trainer_class, load_model, pick_device
+    from engine.config.build import LoraConfig, TrainConfig
+    from engine.model.loss import PackedCollator
+    from engine.train.dataset import ChatDataset
+    from engine.train.model import load_model
+    from engine.train.worker import TokenCounter, _trainer_class, pick_device
 
     device, dtype = pick_device(bf16)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -145,7 +147,7 @@ def run_hf_padded(model_dir: Path, convs, steps: int, out: str) -> tuple[StepClo
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
 
-    from engine.train import ChatDataset, PaddingCollator
+    from engine.train.dataset import ChatDataset, PaddingCollator
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora_config())
@@ -207,8 +209,8 @@ def main() -> int:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from engine.model_shapes import model_shape, read_model_config
-    from engine.models import resolve_model
+    from engine.model.resolve import resolve_model
+    from engine.model.shapes import model_shape, read_model_config
 
     hf_logging.set_verbosity_error()
     model_dir = resolve_model(args.model)

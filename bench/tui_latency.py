@@ -5,7 +5,7 @@ every frame as on a terminal; only the bytes are not written) with the real Back
 attached to a run directory whose events.jsonl already holds --points training points
 (a validation point every 50 steps). A separate writer process holds the run's worker
 lock (so the run is "running", as with a real worker) and, once told to go, appends
-metric events through engine.events.EventWriter at --rate events per second until told
+metric events through engine.core.events.EventWriter at --rate events per second until told
 to stop. Meanwhile a thread plays the terminal: it sends the key `c` (save a checkpoint:
 a real binding, action and backend call) every --interval seconds through the app's
 driver, as the input thread does, and times it from sending to the action reaching the
@@ -79,8 +79,8 @@ def child_writer(run_dir: Path, first: int, rate: float, limit_s: float) -> None
     Streaming also stops after `limit_s` seconds, so a stalled viewer cannot make the
     file grow without end.
     """
-    from engine.control import worker_lock
-    from engine.events import EventWriter, RunStatus, write_status
+    from engine.core.control import worker_lock
+    from engine.core.events import EventWriter, RunStatus, write_status
 
     with worker_lock(run_dir):
         write_status(run_dir, RunStatus("running", pid=os.getpid(), step=first - 1))
@@ -111,7 +111,7 @@ def child_writer(run_dir: Path, first: int, rate: float, limit_s: float) -> None
 
 def make_run(home: Path, points: int) -> Path:
     """A run directory whose history holds `points` training points."""
-    from engine.events import EventWriter
+    from engine.core.events import EventWriter
 
     run_dir = home / "runs" / "20261129-120000-bench0"
     run_dir.mkdir(parents=True)

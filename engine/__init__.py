@@ -12,6 +12,6 @@ __version__ = "0.1.0"
 # ("kernels-community ... trust_remote_code"), which reads like a security problem in a
 # worker log. Transformers imports it early (the worker, evaluation, the playground), so
 # the explanation is installed here, before any of them: a logging filter, nothing more.
-from engine.devices import explain_bitsandbytes_hub_kernel as _explain  # noqa: E402
+from engine.model.devices import explain_bitsandbytes_hub_kernel as _explain  # noqa: E402
 
 _explain()

@@ -45,7 +45,7 @@ def default_model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Slow tests point TUNEDECK_HOME here so the GGUF is converted once, not per test.
     """
-    from engine.models import DEFAULT_MODEL, resolve_model
+    from engine.model.resolve import DEFAULT_MODEL, resolve_model
 
     home = tmp_path_factory.mktemp("default_model_home")
     saved = os.environ.get("TUNEDECK_HOME")

@@ -30,8 +30,9 @@ def _loaded_top_level_modules(statement: str) -> set[str]:
     "statement",
     [
         "import engine",
-        "import engine.models, engine.formats, engine.lint, engine.split",
-        "import engine.evaluate, engine.eval_runner, engine.review, engine.judge",
+        "import engine.model.resolve, engine.data.formats, engine.data.lint.linter",
+        "import engine.data.split, engine.eval.launch, engine.eval.runner",
+        "import engine.eval.review, engine.eval.judge.judging",
     ],
 )
 def test_engine_loads_no_ui_library(statement: str) -> None:

@@ -13,9 +13,9 @@ from textual.app import App
 from textual.binding import Binding
 from textual.reactive import var
 
-from engine.config import with_overrides
-from engine.events import ACTIVE_STATES
-from engine.paths import sample_data_dir
+from engine.config.build import with_overrides
+from engine.core.events import ACTIVE_STATES
+from engine.core.paths import sample_data_dir
 from tui.backend import Backend
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog

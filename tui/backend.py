@@ -17,42 +17,43 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from engine import config as engine_config
-from engine import evaluate as engine_evaluate
-from engine import export as engine_export
-from engine import review as engine_review
-from engine import run_admin
-from engine import runs as engine_runs
-from engine.baseline import BASELINE_OPTIONS
-from engine.config import TrainConfig
-from engine.control import Action
-from engine.errors import TunedeckError
-from engine.estimate import detect_device
-from engine.eval_options import EvalOptions, load_options, save_options
-from engine.eval_sets import set_name_for
-from engine.eval_store import VALIDATION, stored_rows
-from engine.events import EVENTS_FILE, read_events
-from engine.formats import Example, LoadedDataset, load_examples
-from engine.gguf_options import Quant
-from engine.lint import FixResult, LintReport, lint_file, write_cleaned_copy
-from engine.models import (
+from engine.config import build as engine_config
+from engine.config.build import TrainConfig
+from engine.config.estimate import detect_device
+from engine.config.recipe import local_model_config
+from engine.core.control import Action
+from engine.core.errors import TunedeckError
+from engine.core.events import EVENTS_FILE, read_events
+from engine.core.files import read_complete_lines
+from engine.data.formats import Example, LoadedDataset, load_examples
+from engine.data.lint.linter import FixResult, LintReport, lint_file, write_cleaned_copy
+from engine.data.split import SplitResult, split_dataset
+from engine.eval import launch as engine_evaluate
+from engine.eval import review as engine_review
+from engine.eval.baseline import BASELINE_OPTIONS
+from engine.eval.options import EvalOptions, load_options, save_options
+from engine.eval.review import AbPair, AbStats, EvalTable
+from engine.eval.sets import set_name_for
+from engine.eval.store import VALIDATION, stored_rows
+from engine.export import exporter as engine_export
+from engine.export.gguf.options import Quant
+from engine.model.resolve import (
     DEFAULT_MODEL,
     ModelInfo,
     list_models,
 )
-from engine.playground import (
+from engine.playground.server import (
     ADAPTER_DIR,
     PlaygroundTarget,
     default_system_prompt,
     has_safe_adapter,
     target_for_run,
 )
-from engine.recipe import local_model_config
-from engine.review import AbPair, AbStats, EvalTable
-from engine.run_admin import Deletion
-from engine.run_compare import Comparison, compare_runs
-from engine.runs import LOG_FILE, RunInfo
-from engine.split import SplitResult, split_dataset
+from engine.runs import admin as run_admin
+from engine.runs import store as engine_runs
+from engine.runs.admin import Deletion
+from engine.runs.compare import Comparison, compare_runs
+from engine.runs.store import LOG_FILE, RunInfo
 from tui.playground_client import PlaygroundClient
 from tui.token_survey import TokenSurvey, survey_from_json
 
@@ -192,19 +193,8 @@ class Backend:
 
     def read_log(self, run_dir: Path, offset: int) -> tuple[list[str], int]:
         """New complete lines of worker.log from `offset` (0: start from its recent tail)."""
-        path = run_dir / LOG_FILE
-        try:
-            with open(path, "rb") as handle:
-                size = handle.seek(0, 2)
-                if offset == 0 and size > LOG_TAIL_BYTES:
-                    offset = size - LOG_TAIL_BYTES
-                handle.seek(offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return [], offset
-        end = data.rfind(b"\n") + 1
-        lines = data[:end].decode("utf-8", errors="replace").splitlines()
-        return lines, offset + end
+        data, next_offset = read_complete_lines(run_dir / LOG_FILE, offset, LOG_TAIL_BYTES)
+        return data.decode("utf-8", errors="replace").splitlines(), next_offset
 
     def request(self, run_dir: Path, action: Action) -> None:
         """Ask the run's worker to stop, pause, checkpoint or evaluate at its next step."""

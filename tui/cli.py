@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.errors import TunedeckError
+from engine.core.errors import TunedeckError
 
 # Subcommand name -> module under tui.commands that implements it.
 COMMANDS: dict[str, str] = {

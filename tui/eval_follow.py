@@ -1,6 +1,6 @@
 """Following a detached evaluation through its run's events.jsonl.
 
-The Evaluate and Baseline steps both start `engine.evaluate` as a detached process and
+The Evaluate and Baseline steps both start `engine.eval.launch` as a detached process and
 watch the `eval_*` events it appends: progress, notes, and one end event. `follow_eval`
 is the polling loop both run in a worker thread; `progress_text` is the status line both
 show. A process that dies before writing anything (no lock, no event for a while) counts
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.eval_options import system_title
+from engine.eval.options import system_title
 
 if TYPE_CHECKING:
     from pathlib import Path

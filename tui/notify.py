@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.runs import RunInfo
+from engine.runs.store import RunInfo
 
 Protocol = Literal["osc9", "osc99", "osc777", "bell", "off"]
 Kind = Literal["completed", "failed", "overfitting"]

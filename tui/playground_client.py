@@ -1,6 +1,6 @@
-"""The TUI's end of the playground's model process (engine.playground).
+"""The TUI's end of the playground's model process (engine.playground.server).
 
-A `PlaygroundClient` starts `python -m engine.playground ...`, writes requests to its stdin
+A `PlaygroundClient` starts `python -m engine.playground.server ...`, writes requests to its stdin
 as JSON lines and reads its event lines from stdout. `events()` blocks between lines, so
 a screen iterates it in a thread worker; `generate` and `cancel` only write a line to a
 pipe the child reads all the time, so the UI thread may call them. The child's stderr
@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from engine.chat_stream import Settings
-from engine.errors import TunedeckError
+from engine.core.errors import TunedeckError
+from engine.playground.chat_stream import Settings
 
 STDERR_TAIL = 400
 """Characters of the child's stderr quoted when it died without saying why."""

@@ -1,7 +1,7 @@
 """What a run's events say so far, folded in as they arrive.
 
 A viewer replays `events.jsonl` from the start and then feeds each new batch to
-`RunHistory.ingest`. The loss curves follow `engine.events.metric_history`: after a
+`RunHistory.ingest`. The loss curves follow `engine.core.events.metric_history`: after a
 resume from step N, points the dead worker logged past N are superseded, so the curve
 stays one continuous line. New points are appended (a batch costs what it holds); the
 curves are rebuilt from all events only when a batch holds a resume, which is rare:
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.events import metric_history
+from engine.core.events import metric_history
 
 BANNER_PRIORITY = ("failed", "nan_loss", "early_stop", "overfitting", "truncated_away")
 """Which notice wins the one banner line, most important first."""

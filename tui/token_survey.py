@@ -7,7 +7,7 @@ lines: `{"type": "progress", ...}` while it works and one `{"type": "result", ..
 the full lint report (token checks included) and every example's length. Errors go to
 stderr as `error:` / `hint:` lines, like the CLI's.
 
-Importing this module is cheap: only `main` touches transformers (through engine.models).
+Importing this module is cheap: only `main` touches transformers (through engine.model.resolve).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import TunedeckError
-from engine.labels import LabelScheme
-from engine.lint import Finding, LintReport, LintStats, TokenStats
+from engine.core.errors import TunedeckError
+from engine.data.labels import LabelScheme
+from engine.data.lint.linter import Finding, LintReport, LintStats, TokenStats
 
 MAX_COUNTED = 50_000
 """Examples whose length feeds the histogram; bigger files count a systematic sample."""
@@ -132,10 +132,10 @@ def _progress(stage: str, start: float, span: float):
 
 def survey(path: Path, model: str, max_seq_len: int) -> dict[str, Any]:
     """Lint with token checks and count lengths; the result line's fields."""
-    from engine.formats import load_examples
-    from engine.lint import lint_file
-    from engine.models import load_tokenizer
-    from engine.token_lengths import TokenCounter
+    from engine.data.formats import load_examples
+    from engine.data.lint.linter import lint_file
+    from engine.data.token_lengths import TokenCounter
+    from engine.model.resolve import load_tokenizer
 
     loading = _progress(f"loading the tokenizer of {model}", 0.0, 0.3)
     tokenizer = load_tokenizer(model, lambda stage, f: loading(f, f"{model}: {stage}"))

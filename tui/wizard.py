@@ -11,28 +11,28 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.config import (
+from engine.config.build import (
     PRESETS,
     DataConfig,
     TrainConfig,
     from_preset,
     with_overrides,
 )
-from engine.formats import LoadedDataset
-from engine.lint import LintReport
-from engine.recipe import (
+from engine.config.recipe import (
     RECIPE_FIELDS,
     Recipe,
     RecipeInputs,
     approximate_p95_tokens,
     choose_recipe,
 )
-from engine.split import SplitResult
+from engine.data.formats import LoadedDataset
+from engine.data.lint.linter import LintReport
+from engine.data.split import SplitResult
 from tui.token_survey import TokenSurvey
 
 DEFAULT_PRESET = "balanced"
 AUTO_FIELDS = RECIPE_FIELDS
-"""Fields the wizard chooses from the data, the model and the machine (`engine.recipe`)
+"""Fields the wizard chooses from the data, the model and the machine (`engine.config.recipe`)
 until the user edits them: a fixed recipe gives small data too few optimizer steps to
 learn, and a small model too low a learning rate."""
 

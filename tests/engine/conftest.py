@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.tokenization import tokenize_conversation
+from engine.model.tokenization import tokenize_conversation
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"

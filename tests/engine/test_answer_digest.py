@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from engine.answer_digest import (
+from engine.eval.answer_digest import (
     ALL_MATCH,
     MAX_VALUE,
     NOT_JSON,
@@ -15,9 +15,9 @@ from engine.answer_digest import (
     answer_digest,
     label_key_of,
 )
-from engine.eval_metrics import scoring_context
-from engine.eval_summary import score_output
-from engine.memorisation import TrainAnswerIndex
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import scoring_context
+from engine.eval.summary import score_output
 
 TICKET = '{"category": "%s", "reply": "%s"}'
 CUT = '{"category": "billing", "reply": "cut sho'

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from engine.baseline import BASELINE_OPTIONS, baseline_verdict, best_base
-from engine.eval_options import BASE_SYSTEMS, EvalOptions
+from engine.eval.baseline import BASELINE_OPTIONS, baseline_verdict, best_base
+from engine.eval.options import BASE_SYSTEMS, EvalOptions
 
 
 def summary(zero: float | None, few: float | None, json_valid: float | None = None) -> dict:

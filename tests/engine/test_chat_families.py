@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.tokenization import (
+from engine.model.tokenization import (
     IGNORE_INDEX,
     ChatTemplateError,
     check_chat_template,
@@ -153,9 +153,9 @@ def test_strip_thinking_scores_the_answer_only() -> None:
 
 
 def test_the_worker_checks_the_template_before_loading_weights(tmp_path) -> None:
-    """The check in engine.train: a refusal is the run's failure, a fold is a warning."""
-    from engine.events import EventWriter, iter_all_events
-    from engine.train import _check_template
+    """The check in engine.train.worker: a refusal is the run's failure, a fold is a warning."""
+    from engine.core.events import EventWriter, iter_all_events
+    from engine.train.worker import _check_template
     from tests.tiny_model import build_tiny_tokenizer
 
     events = EventWriter(tmp_path)
@@ -169,7 +169,7 @@ def test_the_worker_checks_the_template_before_loading_weights(tmp_path) -> None
 
 
 def test_evaluation_and_the_playground_render_prompts_as_training_does() -> None:
-    from engine.eval_generate import render
+    from engine.eval.generate import render
 
     qwen3 = family_tokenizer("qwen3")
     prompt = TWO_TURNS[:4]
@@ -181,7 +181,7 @@ def test_evaluation_and_the_playground_render_prompts_as_training_does() -> None
 
 
 def test_scores_compare_answers_without_their_think_blocks() -> None:
-    from engine.eval_summary import build_scoring, score_output
+    from engine.eval.summary import build_scoring, score_output
 
     ctx, index = build_scoring([], ["billing", "outage"])
     assert strip_thinking("  spaced  ") == "  spaced  "  # untouched without think blocks
@@ -209,8 +209,8 @@ def test_mistral_v03_trains_after_the_prompt_inference_uses() -> None:
 
 def test_evaluation_prompts_think_when_the_training_answers_do() -> None:
     """A prompt has no assistant turn to tell: the data decides, as it did for training."""
-    from engine.eval_generate import data_thinks, render
-    from engine.formats import Example, Message
+    from engine.data.formats import Example, Message
+    from engine.eval.generate import data_thinks, render
 
     tokenizer = family_tokenizer("qwen3")
     prompt = [{"role": "user", "content": "Classify: refund please"}]

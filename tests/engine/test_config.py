@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import (
+from engine.config.build import (
     PRESET_DESCRIPTIONS,
     PRESETS,
     ConfigError,
@@ -32,8 +32,8 @@ from engine.config import (
     to_dict,
     with_overrides,
 )
-from engine.errors import TunedeckError
-from engine.models import DEFAULT_MODEL
+from engine.core.errors import TunedeckError
+from engine.model.resolve import DEFAULT_MODEL
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -213,7 +213,7 @@ def test_save_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("engine.config.os.replace", broken_replace)
+    monkeypatch.setattr("engine.config.build.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_config(with_overrides(TrainConfig(), epochs=1), path)
     assert path.read_text() == before
@@ -415,7 +415,7 @@ def test_suggest_intervals_gives_validation_points_on_small_data() -> None:
     intervals = suggest_intervals(cfg, 124)
     assert intervals == {"eval_steps": 2, "save_steps": 2, "logging_steps": 1}
     left = config_warnings(with_overrides(cfg, **intervals), n_examples=124)
-    # the fixed old recipe is still too coarse for 124 examples (engine.recipe sizes it)
+    # the fixed old recipe is still too coarse for 124 examples (engine.config.recipe sizes it)
     assert [w.split(":")[0] for w in left] == [
         "an optimizer step takes 16 of 124 examples",
         "the run takes only 16 optimizer steps",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import from_preset, load_config, with_overrides
-from engine.events import ACTIVE_STATES, RunStatus, iter_all_events, write_status
-from engine.runs import (
+from engine.config.build import from_preset, load_config, with_overrides
+from engine.core.events import ACTIVE_STATES, RunStatus, iter_all_events, write_status
+from engine.runs.store import (
     CREATED,
     RunStateError,
     create_run,
@@ -41,7 +41,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         write_status(run_dir, RunStatus(state="running", pid=4242))
         return 4242
 
-    monkeypatch.setattr("engine.runs.start_worker", fake_start)
+    monkeypatch.setattr("engine.runs.store.start_worker", fake_start)
     return calls
 
 

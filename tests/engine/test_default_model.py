@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import models
-from engine.models import DEFAULT_MODEL, MARKER, list_models, load_causal_lm, resolve_model
+from engine.model import convert
+from engine.model.convert import MARKER
+from engine.model.load import load_causal_lm
+from engine.model.resolve import DEFAULT_MODEL, list_models, resolve_model
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,7 @@ def test_first_use_converts_with_progress_then_the_cache_is_used(
     def no_second_conversion(*args, **kwargs):
         raise AssertionError("the cached copy should have been used")
 
-    monkeypatch.setattr(models, "_convert_into", no_second_conversion)
+    monkeypatch.setattr(convert, "_convert_into", no_second_conversion)
     assert resolve_model(DEFAULT_MODEL) == path
 
 

@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from engine.config import TrainConfig, with_overrides
-from engine.errors import ModelLoadError
-from engine.estimate import (
+from engine.config.build import TrainConfig, with_overrides
+from engine.config.estimate import (
     GPU_FLOPS,
     GPU_UTILISATION,
     NF4_BYTES_PER_PARAM,
@@ -23,8 +22,9 @@ from engine.estimate import (
     gpu_flops_per_s,
     read_model_config,
 )
-from engine.fast_loss import CHUNK_LOGITS
-from engine.model_shapes import (
+from engine.core.errors import ModelLoadError
+from engine.model.loss import CHUNK_LOGITS
+from engine.model.shapes import (
     UnknownArchitectureError,
     lora_params,
     model_shape,
@@ -363,7 +363,7 @@ def test_read_model_config(tmp_path: Path, tiny_model_dir: Path) -> None:
 
 def test_config_and_estimate_import_no_training_stack() -> None:
     code = (
-        "import engine.config, engine.estimate, json, sys\n"
+        "import engine.config.build, engine.config.estimate, json, sys\n"
         "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
     )
     out = subprocess.run(

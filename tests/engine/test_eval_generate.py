@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import engine.eval_generate as eval_generate
-from engine.eval_generate import Sampling, generate, load_eval_tokenizer, render
+import engine.eval.generate as eval_generate
+from engine.eval.generate import Sampling, generate, load_eval_tokenizer, render
 
 QUESTIONS = [
     "hi",

@@ -7,7 +7,9 @@ import random
 
 import pytest
 
-from engine.eval_metrics import (
+from engine.data.labels import WHOLE_ANSWER, LabelScheme
+from engine.eval.memorisation import TrainAnswerIndex, memorisation_scores
+from engine.eval.metrics import (
     NO_LABEL,
     OTHER_LABEL,
     aggregate,
@@ -21,9 +23,7 @@ from engine.eval_metrics import (
     token_f1,
     words,
 )
-from engine.eval_probes import PROBES, drift, in_task_format, is_right
-from engine.labels import WHOLE_ANSWER, LabelScheme
-from engine.memorisation import TrainAnswerIndex, memorisation_scores
+from engine.eval.probes import PROBES, drift, in_task_format, is_right
 
 TICKET = '{"category": "%s", "reply": "%s"}'
 REF = TICKET % ("billing", "We will refund the duplicate charge today.")

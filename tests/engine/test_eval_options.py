@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoints import mark_complete
-from engine.eval_options import (
+from engine.core.checkpoints import mark_complete
+from engine.eval.judge.config import JudgeConfig
+from engine.eval.options import (
     EvalOptions,
     EvalOptionsError,
     add_arguments,
@@ -21,9 +22,8 @@ from engine.eval_options import (
     save_options,
     to_argv,
 )
-from engine.eval_store import append_jsonl, stored_rows, system_file
-from engine.evaluate import NoAdapterError, model_groups, plan_systems
-from engine.judge import JudgeConfig
+from engine.eval.plan import NoAdapterError, model_groups, plan_systems
+from engine.eval.store import append_jsonl, stored_rows, system_file
 
 RUBRIC = "- valid JSON first\n- then the right category\n@ no extra keys"
 

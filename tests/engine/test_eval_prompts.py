@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.eval_generate import (
+from engine.data.formats import Example, Message, load_examples
+from engine.data.labels import detect_labels
+from engine.eval.generate import (
     Sampling,
     choose_shots,
     count_tokens,
@@ -20,16 +22,14 @@ from engine.eval_generate import (
     render,
     stop_token_ids,
 )
-from engine.eval_options import (
+from engine.eval.judge.config import JudgeConfig
+from engine.eval.options import (
     EvalOptions,
     EvalOptionsError,
     add_arguments,
     from_args,
     to_argv,
 )
-from engine.formats import Example, Message, load_examples
-from engine.judge import JudgeConfig
-from engine.labels import detect_labels
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
@@ -100,7 +100,7 @@ def test_answer_length_follows_the_references(tiny_tokenizer) -> None:
 def test_batched_left_padded_generation_matches_one_by_one(tiny_model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    from engine.eval_generate import load_eval_tokenizer
+    from engine.eval.generate import load_eval_tokenizer
 
     tokenizer = load_eval_tokenizer(str(tiny_model_dir))
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.eval_metrics import METRICS_VERSION, ScoringContext, scoring_context
-from engine.eval_stats import (
+from engine.data.labels import class_label_scheme, detect_labels, is_word_like
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import METRICS_VERSION, ScoringContext, scoring_context
+from engine.eval.stats import (
     bootstrap_interval,
     clear_difference,
     format_p,
@@ -20,10 +22,8 @@ from engine.eval_stats import (
     sign_test_p,
     wilson_interval,
 )
-from engine.eval_store import append_jsonl, system_file
-from engine.eval_summary import build_summary, score_output
-from engine.labels import class_label_scheme, detect_labels, is_word_like
-from engine.memorisation import TrainAnswerIndex
+from engine.eval.store import append_jsonl, system_file
+from engine.eval.summary import build_summary, score_output
 
 # ---------------------------------------------------------------------------
 # Intervals and the paired test
@@ -252,9 +252,9 @@ def test_a_significant_win_still_names_a_metric_that_went_the_other_way(tmp_path
     [("support_tickets.jsonl", "category accuracy"), ("order_emails.jsonl", "field accuracy")],
 )
 def test_the_sample_datasets_get_the_primary_metric_of_their_task(name: str, primary: str) -> None:
-    from engine.eval_summary import build_scoring
-    from engine.formats import load_examples
-    from engine.paths import sample_data_dir
+    from engine.core.paths import sample_data_dir
+    from engine.data.formats import load_examples
+    from engine.eval.summary import build_scoring
 
     examples = load_examples(sample_data_dir() / name).examples
     ctx, _ = build_scoring(examples, [e.answer for e in examples])

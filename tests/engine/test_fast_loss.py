@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from engine.fast_loss import PackedCollator, PackedDataset, trained_positions_loss
-from engine.train import PaddingCollator
+from engine.model.loss import PackedCollator, PackedDataset, trained_positions_loss
+from engine.train.dataset import PaddingCollator
 from tests.tiny_model import build_tiny_model
 
 
@@ -83,7 +83,7 @@ def test_a_packed_sequence_collates_like_its_examples_side_by_side(batch) -> Non
 
 
 def test_chunked_cross_entropy_has_the_same_value_and_gradient() -> None:
-    from engine.fast_loss import summed_cross_entropy
+    from engine.model.loss import summed_cross_entropy
 
     torch.manual_seed(0)
     logits = torch.randn(37, 50, requires_grad=True)
@@ -98,7 +98,7 @@ def test_chunked_cross_entropy_has_the_same_value_and_gradient() -> None:
 
 def test_validation_loss_projects_only_trained_positions(tiny_tokenizer, batch) -> None:
     """Same value as the model's full-logit loss; the LM head sees answer positions only."""
-    from engine.eval_generate import validation_loss
+    from engine.eval.generate import validation_loss
     from tests.engine.conftest import SAMPLE
 
     model = build_tiny_model(tiny_tokenizer).eval()
@@ -115,7 +115,7 @@ def test_validation_loss_projects_only_trained_positions(tiny_tokenizer, batch) 
 
 
 def test_validation_loss_halves_a_batch_that_runs_out_of_memory(tiny_tokenizer) -> None:
-    from engine.eval_generate import validation_loss
+    from engine.eval.generate import validation_loss
     from tests.engine.conftest import SAMPLE
 
     model = build_tiny_model(tiny_tokenizer).eval()

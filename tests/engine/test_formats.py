@@ -1,4 +1,4 @@
-"""engine.formats: detection, normalisation and line numbers for every format and container."""
+"""engine.data.formats: detection, normalisation and line numbers for every format and container."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.formats import (
+from engine.data.formats import (
     DatasetError,
     Example,
     Message,

@@ -10,8 +10,8 @@ import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import ConfigError, load_config
-from engine.events import metric_history, read_events, read_status
+from engine.config.build import ConfigError, load_config
+from engine.core.events import metric_history, read_events, read_status
 from tui.cli import main
 
 FUZZ = settings(

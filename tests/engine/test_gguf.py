@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as T
 
-from engine.gguf_export import adapter_alpha
-from engine.gguf_modelfile import (
+from engine.export.gguf.modelfile import (
     CHATML,
     LLAMA3,
     MISTRAL,
@@ -20,13 +19,14 @@ from engine.gguf_modelfile import (
     default_system,
     render_modelfile,
 )
-from engine.gguf_tensors import (
+from engine.export.gguf.tensors import (
     UnsupportedModelError,
     gguf_architecture,
     llama3_rope_factors,
     plan_tensors,
     tensor_type,
 )
+from engine.export.gguf.writer import adapter_alpha
 
 LLAMA = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4,
          "num_key_value_heads": 2, "num_hidden_layers": 1, "intermediate_size": 96,

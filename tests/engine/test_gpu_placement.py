@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import train
-from engine.config import from_preset, with_overrides
-from engine.devices import GPU_NOTE_ENV, count_nvidia_gpus, place_worker, visible_gpu_ids
+from engine.config.build import from_preset, with_overrides
+from engine.model.devices import GPU_NOTE_ENV, count_nvidia_gpus, place_worker, visible_gpu_ids
+from engine.train import worker as train
 
 
 def config(**changes):
@@ -61,8 +61,9 @@ def test_visible_ids_and_driver_count(tmp_path: Path) -> None:
 
 
 def test_start_worker_pins_the_worker_environment(monkeypatch, tmp_path: Path) -> None:
-    """engine.runs hands the placement to the worker it spawns (the spawn is faked)."""
-    from engine import devices, runs
+    """engine.runs.store hands the placement to the worker it spawns (the spawn is faked)."""
+    from engine.model import devices
+    from engine.runs import store as runs
 
     seen: dict[str, str] = {}
 
@@ -72,7 +73,7 @@ def test_start_worker_pins_the_worker_environment(monkeypatch, tmp_path: Path) -
         def __init__(self, command, env, **_kwargs) -> None:
             seen.update(env)
 
-    from engine.config import save_config
+    from engine.config.build import save_config
 
     save_config(config(), tmp_path / runs.CONFIG_FILE)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -98,7 +99,7 @@ def test_arguments_are_built_before_the_model_loads(monkeypatch, tmp_path: Path)
 
     monkeypatch.setattr(train, "training_arguments", fake_arguments)
     monkeypatch.setattr(train, "load_model", fake_load)
-    monkeypatch.setattr("engine.models.resolve_model", lambda name: tmp_path)
+    monkeypatch.setattr("engine.model.resolve.resolve_model", lambda name: tmp_path)
     result = train.arguments_then_model(config(), tmp_path, "cuda", None, True, "fsdp")
     assert result == ("args", "model")
     assert calls == ["arguments fsdp_env=true", "model fsdp"]
@@ -140,8 +141,8 @@ def test_bf16_auto_needs_real_bf16_units(monkeypatch) -> None:
 
 
 def _training_run(home: Path, run_id: str, visible: str, device: str = "cuda") -> Path:
-    from engine.events import EventWriter
-    from engine.paths import runs_dir
+    from engine.core.events import EventWriter
+    from engine.core.paths import runs_dir
 
     run_dir = runs_dir() / run_id
     run_dir.mkdir(parents=True)
@@ -150,10 +151,10 @@ def _training_run(home: Path, run_id: str, visible: str, device: str = "cuda") -
 
 
 def test_evaluation_is_refused_beside_training_on_the_same_gpu(tunedeck_home: Path) -> None:
-    from engine.control import worker_lock
-    from engine.devices import training_on_same_gpu
-    from engine.errors import TunedeckError
-    from engine.eval_runner import Evaluation
+    from engine.core.control import worker_lock
+    from engine.core.errors import TunedeckError
+    from engine.eval.runner import Evaluation
+    from engine.model.devices import training_on_same_gpu
 
     run_dir = _training_run(tunedeck_home, "20260101-000000-aaaaaa", "0")
     _training_run(tunedeck_home, "20260101-000000-bbbbbb", "", device="cpu")
@@ -181,7 +182,7 @@ def test_evaluation_is_refused_beside_training_on_the_same_gpu(tunedeck_home: Pa
 def test_the_bitsandbytes_hub_kernel_warning_is_explained(caplog) -> None:
     import logging
 
-    from engine.devices import BNB_CPU_LOGGER, explain_bitsandbytes_hub_kernel
+    from engine.model.devices import BNB_CPU_LOGGER, explain_bitsandbytes_hub_kernel
 
     explain_bitsandbytes_hub_kernel()
     explain_bitsandbytes_hub_kernel()  # once is enough

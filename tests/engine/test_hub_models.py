@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine import models
-from engine.errors import ModelNotFoundError
+from engine.core.errors import ModelNotFoundError
+from engine.model import resolve as models
 
 REPO = "mistralai/Mistral-7B-Instruct-v0.3"
 
@@ -134,8 +134,8 @@ def test_the_estimate_reads_a_hub_models_config_alone(online, monkeypatch) -> No
 def test_the_wizards_estimate_uses_a_cached_hub_config_without_asking_the_hub(
     monkeypatch, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    """engine.recipe.local_model_config: a hub id's config.json from the cache only."""
-    from engine.recipe import local_model_config
+    """engine.config.recipe.local_model_config: a hub id's config.json from the cache only."""
+    from engine.config.recipe import local_model_config
 
     asked: list[bool] = []
 

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.judge import (
-    JudgeConfig,
-    JudgeError,
+from engine.eval.judge.clients import completions_url
+from engine.eval.judge.config import JudgeConfig, JudgeError
+from engine.eval.judge.judging import (
     JudgeItem,
     judge_items,
     judge_messages,
     judge_stats,
     parse_verdict,
 )
-from engine.judge_clients import completions_url
 from tests.chat_server import ChatServer
 
 CONVERSATION = [

@@ -1,4 +1,4 @@
-"""engine.lint: every finding code with a minimal failing input and a passing twin."""
+"""engine.data.lint.linter: every finding code with a minimal failing input and a passing twin."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine.formats import DatasetError
-from engine.lint import CODES, LintReport, lint_file, write_cleaned_copy
+from engine.data.formats import DatasetError
+from engine.data.lint.linter import CODES, LintReport, lint_file, write_cleaned_copy
 from tests.engine.dataset_factory import chat, varied, write_jsonl
 
 GOOD = chat("where do i find my invoice", "open settings then billing")

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.formats import DatasetError
-from engine.lint import CODES, LintReport, lint_file, write_cleaned_copy
+from engine.data.formats import DatasetError
+from engine.data.lint.linter import CODES, LintReport, lint_file, write_cleaned_copy
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

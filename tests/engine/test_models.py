@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import models
-from engine.errors import ModelLoadError, ModelNotFoundError
-from engine.models import (
+from engine.core.errors import ModelLoadError, ModelNotFoundError
+from engine.model import resolve as models
+from engine.model.convert import MARKER, is_complete_model_dir
+from engine.model.resolve import (
     DEFAULT_MODEL,
     EMBEDDED,
-    MARKER,
     EmbeddedModel,
     converted_dir,
     list_models,
@@ -102,7 +102,7 @@ def test_a_conversion_leftover_without_marker_is_not_ready(tiny_model_dir: Path)
     """An interrupted conversion must never look like a usable model."""
     leftover = converted_dir(DEFAULT_MODEL)
     shutil.copytree(tiny_model_dir, leftover)  # complete files, but no marker
-    assert not models.is_complete_model_dir(leftover)
+    assert not is_complete_model_dir(leftover)
     listed = {m.name: m for m in list_models()}
     assert listed[DEFAULT_MODEL].status != "ready"
 

@@ -6,14 +6,14 @@ import pytest
 import torch
 from transformers import LlamaConfig, Qwen2Config
 
-from engine.fast_loss import PackedCollator, trained_positions_loss
-from engine.packed_attention import (
+from engine.model.loss import PackedCollator, trained_positions_loss
+from engine.train.dataset import PaddingCollator
+from engine.train.packed_attention import (
     NAME,
     sequence_starts,
     supports_packed_attention,
     use_packed_attention,
 )
-from engine.train import PaddingCollator
 from tests.tiny_model import build_tiny_model
 
 
@@ -120,7 +120,7 @@ def test_only_plain_causal_models_switch() -> None:
 
 def test_bounds_come_from_the_cpu_ints_before_any_tensor_is_read() -> None:
     """On a GPU `cu_seq_lens_q.tolist()` in every layer waits for the device each time."""
-    from engine.packed_attention import row_bounds
+    from engine.train.packed_attention import row_bounds
 
     class OnTheGpu:
         def tolist(self):

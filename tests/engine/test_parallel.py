@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import ConfigError, from_preset, with_overrides
-from engine.errors import TunedeckError
-from engine.estimate import estimate_memory
-from engine.model_shapes import model_shape
-from engine.train import FSDP_CONFIG, parallel_mode, training_arguments
+from engine.config.build import ConfigError, from_preset, with_overrides
+from engine.config.estimate import estimate_memory
+from engine.core.errors import TunedeckError
+from engine.model.shapes import model_shape
+from engine.train.model import FSDP_CONFIG, parallel_mode
+from engine.train.worker import training_arguments
 from tests.tiny_model import SMOLLM2_135M_CONFIG
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from engine.chat_stream import Settings
-from engine.errors import TunedeckError
-from engine.events import RunStatus, write_status
-from engine.playground import PlaygroundTarget, parse_request, target_for_run
-from engine.runs import create_run
+from engine.core.errors import TunedeckError
+from engine.core.events import RunStatus, write_status
+from engine.playground.chat_stream import Settings
+from engine.playground.server import PlaygroundTarget, parse_request, target_for_run
+from engine.runs.store import create_run
 from tests.conftest import REPO_ROOT
 from tests.integration.test_training import SAMPLE, tiny_config
 
@@ -180,8 +180,9 @@ def test_a_pickled_adapter_is_never_loaded(tiny_model_dir: Path, tmp_path: Path)
 def test_streamed_answers_are_the_plain_greedy_generation_of_each_side(
     child: Child, tiny_model_dir: Path, adapter_run: Path
 ) -> None:
-    from engine.eval_generate import Sampling, attach_adapter, generate, load_base_model, render
-    from engine.models import load_tokenizer
+    from engine.eval.generate import Sampling, generate, render
+    from engine.model.load import attach_adapter, load_base_model
+    from engine.model.resolve import load_tokenizer
 
     prompt = "My invoice is wrong and I was charged twice."
     streamed = {side: child.answer(ask(side, side, prompt, max_new_tokens=24)) for side in

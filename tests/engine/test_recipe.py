@@ -1,4 +1,4 @@
-"""The data- and model-aware recipe (engine.recipe) and the warnings that go with it."""
+"""The data- and model-aware recipe (engine.config.recipe) and the warnings that go with it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (
+from engine.config.advice import optimizer_steps, recommended_lr
+from engine.config.build import (
     TrainConfig,
     config_warnings,
     from_preset,
@@ -15,8 +16,7 @@ from engine.config import (
     save_config,
     with_overrides,
 )
-from engine.config_advice import optimizer_steps, recommended_lr
-from engine.recipe import RECIPE_FIELDS, RecipeInputs, choose_recipe
+from engine.config.recipe import RECIPE_FIELDS, RecipeInputs, choose_recipe
 from tests.tiny_model import SMOLLM2_135M_CONFIG
 
 # The bundled tickets after the default split: 124 training examples of ~130-210 tokens.

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.eval_metrics import METRICS_VERSION, scoring_context
-from engine.eval_store import append_jsonl, system_file
-from engine.eval_summary import build_summary, score_output, write_summary
-from engine.memorisation import TrainAnswerIndex
-from engine.review import (
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import METRICS_VERSION, scoring_context
+from engine.eval.review import (
     AbPair,
     ab_pair,
     ab_queue,
@@ -29,6 +27,8 @@ from engine.review import (
     sort_rows,
     word_diff,
 )
+from engine.eval.store import append_jsonl, system_file
+from engine.eval.summary import build_summary, score_output, write_summary
 
 TICKET = '{"category": "%s", "reply": "%s"}'
 PROMPTS = [
@@ -244,7 +244,8 @@ def test_the_review_api_loads_no_training_stack() -> None:
     from tests.test_import_hygiene import TRAINING_MODULES, _loaded_top_level_modules
 
     loaded = _loaded_top_level_modules(
-        "import engine.review, engine.evaluate, engine.eval_runner, engine.judge"
+        "import engine.eval.review, engine.eval.launch, engine.eval.runner, "
+        "engine.eval.judge.judging"
     )
     assert loaded & (TRAINING_MODULES | {"rouge_score", "nltk"}) == set()
 

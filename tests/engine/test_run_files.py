@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import checkpoints
-from engine.control import (
+from engine.core import checkpoints
+from engine.core.control import (
     ControlReader,
     RunLockedError,
     send_request,
     worker_alive,
     worker_lock,
 )
-from engine.events import (
+from engine.core.events import (
     EventWriter,
     RunStatus,
     metric_history,
@@ -131,7 +131,7 @@ def test_latest_valid_skips_unmarked_and_truncated_checkpoints(tmp_path: Path) -
 
 
 def test_run_references_cannot_escape_the_runs_folder(tunedeck_home: Path) -> None:
-    from engine.runs import RunNotFoundError, find_run
+    from engine.runs.store import RunNotFoundError, find_run
 
     outside = tunedeck_home / "elsewhere"
     outside.mkdir()

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from engine.config import from_preset, save_config, with_overrides
-from engine.control import worker_lock
-from engine.errors import TunedeckError
-from engine.evaluate import eval_lock
-from engine.events import EventWriter, RunStatus, write_status
-from engine.run_admin import check_deletable, delete_run
-from engine.run_compare import compare_runs, config_rows, eval_rows
-from engine.runs import RunNotFoundError, RunStateError, find_run, list_runs
+from engine.config.build import from_preset, save_config, with_overrides
+from engine.core.control import worker_lock
+from engine.core.errors import TunedeckError
+from engine.core.events import EventWriter, RunStatus, write_status
+from engine.eval.launch import eval_lock
+from engine.runs.admin import check_deletable, delete_run
+from engine.runs.compare import compare_runs, config_rows, eval_rows
+from engine.runs.store import RunNotFoundError, RunStateError, find_run, list_runs
 
 
 def make_run(

@@ -7,9 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-from engine.config import from_preset, save_config, with_overrides
-from engine.events import EventWriter, RunStatus, write_status
-from engine.runs import follow_events, list_runs, new_run_id, run_info
+from engine.config.build import from_preset, save_config, with_overrides
+from engine.core.events import EventWriter, RunStatus, write_status
+from engine.runs.store import follow_events, list_runs, new_run_id, run_info
 from tui.cli import main
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.formats import load_examples
-from engine.labels import detect_labels
-from engine.lint import lint_file
-from engine.minhash import BINS, estimate
-from engine.near_duplicates import (
+from engine.data.formats import load_examples
+from engine.data.labels import detect_labels
+from engine.data.lint.linter import lint_file
+from engine.data.minhash import BINS, estimate
+from engine.data.near_duplicates import (
     THRESHOLD,
     example_signatures,
     near_duplicate_groups,

@@ -1,4 +1,4 @@
-"""engine.split: determinism, proportions, stratification, groups on one side, manifest."""
+"""engine.data.split: determinism, proportions, stratification, groups on one side, manifest."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.formats import Example, Message, load_examples, sha256_file
-from engine.near_duplicates import exact_key, example_signatures, near_duplicate_groups
-from engine.split import SplitError, check_fraction, plan_split, split_dataset
-from engine.split_groups import check_leakage, leakage_groups
+from engine.data.formats import Example, Message, load_examples, sha256_file
+from engine.data.near_duplicates import exact_key, example_signatures, near_duplicate_groups
+from engine.data.split import SplitError, check_fraction, plan_split, split_dataset
+from engine.data.split_groups import check_leakage, leakage_groups
 from tests.engine.dataset_factory import WORDS, chat, varied, write_jsonl
 
 

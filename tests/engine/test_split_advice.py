@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.formats import load_examples
-from engine.split import plan_split, val_target
-from engine.split_advice import (
+from engine.data.formats import load_examples
+from engine.data.split import plan_split, val_target
+from engine.data.split_advice import (
     MAX_SUGGESTED,
     MIN_VAL_EXAMPLES,
     TEST_FILE_HINT,

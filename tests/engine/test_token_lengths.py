@@ -1,4 +1,5 @@
-"""engine.token_lengths: spliced-template counts equal apply_chat_template; truncation detail."""
+"""engine.data.token_lengths: spliced-template counts equal apply_chat_template; truncation
+detail."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import engine.token_lengths as token_lengths
-from engine.formats import Example, Message
-from engine.lint import lint_file
-from engine.token_lengths import TokenCounter, TokenSurvey, percentile
+import engine.data.token_lengths as token_lengths
+from engine.data.formats import Example, Message
+from engine.data.lint.linter import lint_file
+from engine.data.token_lengths import TokenCounter, TokenSurvey, percentile
 from tests.engine.dataset_factory import chat, varied, write_jsonl
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.tokenization import IGNORE_INDEX, assistant_char_spans, tokenize_conversation
+from engine.model.tokenization import IGNORE_INDEX, assistant_char_spans, tokenize_conversation
 
 SYSTEM = {"role": "system", "content": "Classify the ticket."}
 
@@ -98,7 +98,7 @@ def test_labels_align_with_ids_for_varied_answers(tiny_tokenizer, content: str) 
 def test_every_format_trains_only_its_answer(tiny_tokenizer, tmp_path, name, record) -> None:
     import json
 
-    from engine.formats import load_examples
+    from engine.data.formats import load_examples
 
     path = tmp_path / name
     path.write_text(json.dumps(record) + "\n")

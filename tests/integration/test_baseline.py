@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.baseline import BASELINE_OPTIONS
-from engine.config import load_config, with_overrides
-from engine.eval_options import BASE_SYSTEMS, EvalOptions
-from engine.evaluate import run_eval
-from engine.runs import CREATED, create_run, run_info, start_created_run
+from engine.config.build import load_config, with_overrides
+from engine.eval.baseline import BASELINE_OPTIONS
+from engine.eval.launch import run_eval
+from engine.eval.options import BASE_SYSTEMS, EvalOptions
+from engine.runs.store import CREATED, create_run, run_info, start_created_run
 from tests.integration.test_evaluate import data_file  # noqa: F401
 from tests.integration.test_training import tiny_config, wait_for_state
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from engine import __version__
-from engine.models import DEFAULT_MODEL
+from engine.model.resolve import DEFAULT_MODEL
 from tests.conftest import REPO_ROOT
 from tui.cli import COMMANDS, main
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.control import worker_lock
+from engine.core.control import worker_lock
 from tests.engine.test_run_history import make_run, summary
 from tui.cli import main
 

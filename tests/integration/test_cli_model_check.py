@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.paths import runs_dir
+from engine.core.paths import runs_dir
 from tests.integration.test_training import SAMPLE
 from tui.cli import main
 

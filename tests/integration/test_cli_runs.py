@@ -98,8 +98,8 @@ def test_preset_intervals_are_sized_to_the_data(tiny_model_dir: Path) -> None:
     val_lines = [line for line in result.stdout.splitlines() if "val_loss" in line]
     assert len(val_lines) >= 5  # step 0 and about every step after
     assert "[data] 124 train / 14 validation examples" in result.stdout
-    from engine.config import load_config
-    from engine.runs import find_run
+    from engine.config.build import load_config
+    from engine.runs.store import find_run
 
     run_dir = find_run(result.stdout.splitlines()[0])
     cfg = load_config(run_dir / "config.toml")

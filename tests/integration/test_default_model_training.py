@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import from_preset, with_overrides
-from engine.events import iter_all_events
-from engine.models import DEFAULT_MODEL
-from engine.runs import start_run
+from engine.config.build import from_preset, with_overrides
+from engine.core.events import iter_all_events
+from engine.model.resolve import DEFAULT_MODEL
+from engine.runs.store import start_run
 from tests.integration.test_training import SAMPLE, train_losses, wait_for_state
 
 pytestmark = pytest.mark.slow

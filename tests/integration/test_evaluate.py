@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import from_preset, with_overrides
-from engine.control import worker_lock
-from engine.errors import TunedeckError
-from engine.eval_options import BASE_SYSTEMS, EvalOptions
-from engine.eval_store import read_jsonl
-from engine.eval_summary import run_scoring, score_output
-from engine.evaluate import (
+from engine.config.build import from_preset, with_overrides
+from engine.core.control import worker_lock
+from engine.core.errors import TunedeckError
+from engine.core.events import iter_all_events
+from engine.core.paths import runs_dir
+from engine.eval.launch import (
     EvalRunningError,
     eval_lock,
     eval_pid,
@@ -29,9 +28,10 @@ from engine.evaluate import (
     start_eval,
     stop_eval,
 )
-from engine.events import iter_all_events
-from engine.paths import runs_dir
-from engine.runs import create_run, start_run
+from engine.eval.options import BASE_SYSTEMS, EvalOptions
+from engine.eval.store import read_jsonl
+from engine.eval.summary import run_scoring, score_output
+from engine.runs.store import create_run, start_run
 from tests.chat_server import ChatServer
 from tests.integration.test_training import SAMPLE, tiny_config, wait_for_state
 from tui.cli import main
@@ -154,9 +154,9 @@ class OutOfMemoryError(RuntimeError):
 def test_out_of_memory_halves_the_generation_batch(
     trained_run: Path, evaluated_run: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    import engine.eval_generate
+    import engine.eval.generate
 
-    real = engine.eval_generate.generate
+    real = engine.eval.generate.generate
     sizes: list[int] = []
 
     def small_memory(model, tokenizer, texts, *args, **kwargs):
@@ -165,7 +165,7 @@ def test_out_of_memory_halves_the_generation_batch(
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(model, tokenizer, texts, *args, **kwargs)
 
-    monkeypatch.setattr(engine.eval_generate, "generate", small_memory)
+    monkeypatch.setattr(engine.eval.generate, "generate", small_memory)
     run = copy_run(trained_run, tmp_path)
     seen: list[dict] = []
     run_eval(run, EvalOptions(**{**FAST, "batch_size": 4}), on_event=seen.append)
@@ -184,7 +184,7 @@ def test_out_of_memory_halves_the_generation_batch(
     def no_memory(*args, **kwargs):
         raise OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(engine.eval_generate, "generate", no_memory)
+    monkeypatch.setattr(engine.eval.generate, "generate", no_memory)
     again = copy_run(trained_run, tmp_path / "again")
     with pytest.raises(TunedeckError, match="out of memory while generating a single answer"):
         run_eval(again, EvalOptions(**{**FAST, "batch_size": 2, "loss": False, "probes": False}))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import export as export_module
-from engine.config import load_config
-from engine.export import ExportError, export_run
-from engine.runs import start_run
+from engine.config.build import load_config
+from engine.export import exporter as export_module
+from engine.export.exporter import ExportError, export_run
+from engine.runs.store import start_run
 from tests.conftest import REPO_ROOT
 from tests.integration.test_training import SAMPLE, tiny_config, train_losses, wait_for_state
 

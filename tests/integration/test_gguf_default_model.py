@@ -30,11 +30,11 @@ import pytest
 import torch
 from gguf import GGUFReader
 
-from engine.config import from_preset, load_config, with_overrides
-from engine.export import export_run
-from engine.gguf_vocab import CHECK_TEXT, KNOWN_PRE_TOKENIZERS
-from engine.models import DEFAULT_MODEL, EMBEDDED, find_embedded_gguf
-from engine.runs import start_run
+from engine.config.build import from_preset, load_config, with_overrides
+from engine.export.exporter import export_run
+from engine.export.gguf.vocab import CHECK_TEXT, KNOWN_PRE_TOKENIZERS
+from engine.model.resolve import DEFAULT_MODEL, EMBEDDED, find_embedded_gguf
+from engine.runs.store import start_run
 from tests.integration.test_training import SAMPLE, wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,7 @@ def test_modelfile_and_adapter_gguf_of_the_default_model(tuned_run, tmp_path, mo
     assert f"FROM {base_gguf}\nADAPTER ./lora-adapter-f16.gguf" in lora_modelfile
 
     # llama.cpp's own recognition (sha256 of the test text's ids) agrees with the source GGUF
-    from engine.models import resolve_model
+    from engine.model.resolve import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(DEFAULT_MODEL))
     from hashlib import sha256

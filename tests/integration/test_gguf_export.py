@@ -26,11 +26,11 @@ import pytest
 import torch
 from gguf import GGUFReader, dequantize
 
-from engine import gguf_export
-from engine.config import from_preset, with_overrides
-from engine.export import export_run
-from engine.gguf_tensors import UnsupportedModelError, permute_rotary
-from engine.runs import create_run
+from engine.config.build import from_preset, with_overrides
+from engine.export.exporter import export_run
+from engine.export.gguf import writer as gguf_export
+from engine.export.gguf.tensors import UnsupportedModelError, permute_rotary
+from engine.runs.store import create_run
 from tests.conftest import REPO_ROOT
 from tests.integration.test_training import SAMPLE
 
@@ -256,7 +256,7 @@ def test_an_unsupported_architecture_is_refused_before_any_work(
     def no_merge(*args, **kwargs):
         raise AssertionError("the export merged before refusing")
 
-    monkeypatch.setattr("engine.gguf_run.merged_model", no_merge)
+    monkeypatch.setattr("engine.export.gguf.run.merged_model", no_merge)
     for kind in ("gguf", "gguf-adapter"):
         with pytest.raises(UnsupportedModelError) as info:
             export_run(run, tmp_path / "out", kind=kind)  # type: ignore[arg-type]

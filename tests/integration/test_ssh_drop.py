@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import iter_all_events, read_status
+from engine.core.events import iter_all_events, read_status
 from tests.conftest import REPO_ROOT
 from tests.integration.test_training import SAMPLE
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import from_preset, with_overrides
-from engine.events import iter_all_events, metric_history
-from engine.runs import find_run, resume_run, run_info, start_run
+from engine.config.build import from_preset, with_overrides
+from engine.core.events import iter_all_events, metric_history
+from engine.runs.store import find_run, resume_run, run_info, start_run
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
@@ -143,7 +143,7 @@ def test_kill_9_then_resume_continues_the_same_curve(tiny_model_dir, small_data)
 
 def test_a_run_outlives_the_process_that_started_it(tiny_model_dir, small_data, tmp_path):
     cfg_path = tmp_path / "run.toml"
-    from engine.config import save_config
+    from engine.config.build import save_config
 
     save_config(tiny_config(tiny_model_dir, small_data, max_steps=8), cfg_path)
     starter = subprocess.run(
@@ -182,7 +182,7 @@ def test_packing_trains_whole_examples_in_fewer_fuller_steps(tiny_model_dir, sma
 
 
 def test_stop_request_checkpoints_then_stops(tiny_model_dir, small_data) -> None:
-    from engine.runs import request
+    from engine.runs.store import request
 
     info = start_run(tiny_config(tiny_model_dir, small_data, max_steps=400, eval_steps=100,
                                  save_steps=100))  # fmt: skip

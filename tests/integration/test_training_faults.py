@@ -7,10 +7,11 @@ import signal
 import pytest
 import torch
 
-from engine import checkpoints, train
-from engine.config import load_config
-from engine.events import iter_all_events, read_status
-from engine.runs import create_run
+from engine.config.build import load_config
+from engine.core import checkpoints
+from engine.core.events import iter_all_events, read_status
+from engine.runs.store import create_run
+from engine.train import worker as train
 from tests.integration.test_training import small_data, tiny_config  # noqa: F401
 
 
@@ -134,7 +135,7 @@ def test_oom_retry_frees_the_first_trainer_and_model_before_the_retry_loads(
     def collect_and_look(*args, **kwargs):
         result = original_collect(*args, **kwargs)
         caller = sys._getframe(1).f_globals.get("__name__")
-        if built and caller == "engine.train":  # the worker's cleanup, not transformers'
+        if built and caller == "engine.train.worker":  # the worker's cleanup, not transformers'
             alive_after_cleanup.append(sum(ref() is not None for ref in built[:2]))
         return result
 
@@ -157,7 +158,7 @@ def test_low_disk_space_pauses_without_a_half_checkpoint_then_resumes(
 ) -> None:
     import shutil as real_shutil
 
-    from engine import run_callback
+    from engine.train import callback as run_callback
 
     run_dir = create_run(tiny_config(tiny_model_dir, small_data, save_steps=2, eval_steps=2,
                                      max_steps=8))  # fmt: skip

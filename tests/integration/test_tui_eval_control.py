@@ -9,9 +9,9 @@ from pathlib import Path
 
 from textual.widgets import Input, Select, Static
 
-from engine.eval_options import EvalOptions, load_options, save_options
-from engine.eval_store import read_jsonl
-from engine.events import iter_all_events
+from engine.core.events import iter_all_events
+from engine.eval.options import EvalOptions, load_options, save_options
+from engine.eval.store import read_jsonl
 from tests.chat_server import ChatServer
 from tests.integration.test_evaluate import (  # noqa: F401
     chat_server,

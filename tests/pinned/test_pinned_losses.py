@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import TrainConfig, with_overrides
-from engine.events import iter_all_events, metric_history
-from engine.runs import create_run
-from engine.train import run_worker
+from engine.config.build import TrainConfig, with_overrides
+from engine.core.events import iter_all_events, metric_history
+from engine.runs.store import create_run
+from engine.train.worker import run_worker
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"

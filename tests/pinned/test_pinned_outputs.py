@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-from engine.eval_metrics import METRICS_VERSION
-from engine.eval_store import append_jsonl, system_file
-from engine.eval_summary import build_scoring, build_summary, score_output
-from engine.formats import load_examples
-from engine.lint import LintReport, lint_file
-from engine.split import split_dataset
+from engine.data.formats import load_examples
+from engine.data.lint.linter import LintReport, lint_file
+from engine.data.split import split_dataset
+from engine.eval.metrics import METRICS_VERSION
+from engine.eval.store import append_jsonl, system_file
+from engine.eval.summary import build_scoring, build_summary, score_output
 from tests.conftest import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "sample_data"

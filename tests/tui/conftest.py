@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from engine.config import TrainConfig, with_overrides
-from engine.errors import TunedeckError
-from engine.events import RunStatus
-from engine.formats import load_examples
-from engine.lint import Finding, lint_file
-from engine.lint_findings import sort_key
-from engine.models import ModelInfo
-from engine.run_admin import Deletion
-from engine.run_compare import Comparison, build_comparison
-from engine.runs import RunInfo, RunStateError
+from engine.config.build import TrainConfig, with_overrides
+from engine.core.errors import TunedeckError
+from engine.core.events import RunStatus
+from engine.data.formats import load_examples
+from engine.data.lint.findings import sort_key
+from engine.data.lint.linter import Finding, lint_file
+from engine.model.resolve import ModelInfo
+from engine.runs.admin import Deletion
+from engine.runs.compare import Comparison, build_comparison
+from engine.runs.store import RunInfo, RunStateError
 from tests.conftest import REPO_ROOT
 from tests.tiny_model import SMOLLM2_135M_CONFIG
 from tui.app import TunedeckApp

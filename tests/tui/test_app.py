@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable, OptionList, ProgressBar, Static
 
-from engine.errors import TunedeckError
+from engine.core.errors import TunedeckError
 from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Static
 
-from engine.baseline import baseline_verdict
-from engine.config import TrainConfig, with_overrides
-from engine.errors import TunedeckError
-from engine.eval_metrics import METRICS_VERSION, scoring_context
-from engine.eval_options import BASE_SYSTEMS
-from engine.eval_store import append_jsonl, read_jsonl, system_file
-from engine.eval_summary import build_summary, load_summary, score_output, write_summary
-from engine.memorisation import TrainAnswerIndex
-from engine.runs import CREATED, RunInfo, run_info
+from engine.config.build import TrainConfig, with_overrides
+from engine.core.errors import TunedeckError
+from engine.eval.baseline import baseline_verdict
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import METRICS_VERSION, scoring_context
+from engine.eval.options import BASE_SYSTEMS
+from engine.eval.store import append_jsonl, read_jsonl, system_file
+from engine.eval.summary import build_summary, load_summary, score_output, write_summary
+from engine.runs.store import CREATED, RunInfo, run_info
 from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.integration.test_evaluate import data_file  # noqa: F401
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, FakeRun, settle, wait_until

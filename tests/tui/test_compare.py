@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.widgets import DataTable, Static
 
-from engine.config import TrainConfig, with_overrides
+from engine.config.build import TrainConfig, with_overrides
 from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle, train_event, wait_until
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog

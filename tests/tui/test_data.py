@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import Input, OptionList, ProgressBar, TabbedContent
 
-from engine.paths import sample_data_dir
+from engine.core.paths import sample_data_dir
 from tests.tui.conftest import DEFECTS, SIZE, settle, wait_until
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.file_browser import FileBrowserDialog, FileTree

@@ -16,11 +16,11 @@ from typing import Any
 from textual.containers import VerticalScroll
 from textual.widgets import Collapsible, Static
 
-from engine.eval_metrics import METRICS_VERSION, ScoringContext
-from engine.eval_store import append_jsonl, system_file
-from engine.eval_summary import build_summary, score_output, write_summary
-from engine.memorisation import TrainAnswerIndex
-from engine.review import AbPair, load_table
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import METRICS_VERSION, ScoringContext
+from engine.eval.review import AbPair, load_table
+from engine.eval.store import append_jsonl, system_file
+from engine.eval.summary import build_summary, score_output, write_summary
 from tests.engine.test_review import PROMPTS
 from tests.tui.conftest import SIZE
 from tests.tui.test_evaluate import RUN_ID, evaluate_app, open_evaluate, write_eval

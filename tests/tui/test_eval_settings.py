@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select, Static
 
-from engine.eval_metrics import METRICS_VERSION, scoring_context
-from engine.eval_options import EvalOptions, load_options
-from engine.eval_sets import prepare_test_set
-from engine.eval_store import append_jsonl, system_file
-from engine.eval_summary import build_summary, score_output, write_summary
-from engine.judge import JudgeConfig
-from engine.memorisation import TrainAnswerIndex
-from engine.review import load_marks
+from engine.eval.judge.config import JudgeConfig
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import METRICS_VERSION, scoring_context
+from engine.eval.options import EvalOptions, load_options
+from engine.eval.review import load_marks
+from engine.eval.sets import prepare_test_set
+from engine.eval.store import append_jsonl, system_file
+from engine.eval.summary import build_summary, score_output, write_summary
 from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.tui.conftest import SIZE, wait_until
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate, write_eval

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from textual.widgets import Static
 
-from engine.eval_metrics import METRICS_VERSION, scoring_context
-from engine.eval_options import EvalOptions
-from engine.eval_store import append_jsonl, system_file
-from engine.eval_summary import build_summary, score_output, write_summary
-from engine.memorisation import TrainAnswerIndex
-from engine.review import ab_stats, filter_rows, load_marks, load_table
-from engine.runs import RunInfo
+from engine.eval.memorisation import TrainAnswerIndex
+from engine.eval.metrics import METRICS_VERSION, scoring_context
+from engine.eval.options import EvalOptions
+from engine.eval.review import ab_stats, filter_rows, load_marks, load_table
+from engine.eval.store import append_jsonl, system_file
+from engine.eval.summary import build_summary, score_output, write_summary
+from engine.runs.store import RunInfo
 from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.tui.conftest import SIZE, FakeBackend, FakeRun, wait_until
 from tui.app import TunedeckApp
@@ -32,7 +32,7 @@ RUN_ID = "20250301-101500-c0ffee"
 
 
 def write_eval(run: Path) -> None:
-    """Stored rows of three systems and their summary, as engine.evaluate leaves them."""
+    """Stored rows of three systems and their summary, as engine.eval.launch leaves them."""
     labels = [TICKET % (c, "x") for c in ("billing", "bug", "outage") * 4]
     ctx = scoring_context(REFERENCES, labels)
     index = TrainAnswerIndex([])

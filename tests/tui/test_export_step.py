@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from engine.config import from_preset
-from engine.export import ExportError, ExportKind, ExportResult
-from engine.gguf_options import Quant
-from engine.runs import create_run
+from engine.config.build import from_preset
+from engine.export.exporter import ExportError, ExportKind, ExportResult
+from engine.export.gguf.options import Quant
+from engine.runs.store import create_run
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, wait_until
 from tui.app import TunedeckApp
 from tui.backend import Backend

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from textual.widgets import Input, Select, Static
 
-from engine.config import TrainConfig, field_help, load_config
-from engine.lint_findings import finding
+from engine.config.build import TrainConfig, field_help, load_config
+from engine.data.lint.findings import finding
 from tests.tui.conftest import SIZE, FakeBackend, settle, wait_until
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog

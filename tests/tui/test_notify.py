@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.events import RunStatus
-from engine.runs import RunInfo
+from engine.core.events import RunStatus
+from engine.runs.store import RunInfo
 from tui.notify import Notice, Notifier, protocol_for, run_notices, sequence, terminal_output
 
 

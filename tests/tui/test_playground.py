@@ -14,9 +14,9 @@ from typing import Any
 
 from textual.widgets import Input
 
-from engine.chat_stream import Settings
-from engine.formats import Example
-from engine.playground import PlaygroundTarget
+from engine.data.formats import Example
+from engine.playground.chat_stream import Settings
+from engine.playground.server import PlaygroundTarget
 from tests.engine.test_playground import make_adapter_run
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, settle, wait_until
 from tui.app import TunedeckApp

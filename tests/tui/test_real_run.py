@@ -11,7 +11,7 @@ from pathlib import Path
 
 from textual.widgets import Input
 
-from engine.runs import run_info
+from engine.runs.store import run_info
 from tests.tui.conftest import SAMPLE, SIZE, settle, wait_until
 from tui.app import TunedeckApp
 from tui.backend import Backend

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from textual.widgets import Static
 
-from engine.paths import sample_data_dir
+from engine.core.paths import sample_data_dir
 from tests.tui.conftest import SAMPLE, SIZE, settle, wait_until
 from tui.dialogs.file_browser import FileBrowserDialog, FileTree
 

@@ -212,8 +212,8 @@ def test_compare(snap_compare) -> None:
 
 
 def test_eval_settings(snap_compare, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.eval_options import EvalOptions, save_options
-    from engine.judge import JudgeConfig
+    from engine.eval.judge.config import JudgeConfig
+    from engine.eval.options import EvalOptions, save_options
     from tests.tui.test_eval_settings import SettingsBackend, open_settings
     from tests.tui.test_evaluate import evaluate_app, open_evaluate, write_eval
 

@@ -11,7 +11,7 @@ from typing import Any
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `eval` to the CLI."""
-    from engine.eval_options import add_arguments
+    from engine.eval.options import add_arguments
 
     parser = subparsers.add_parser(
         "eval",
@@ -35,11 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_eval_command(args: argparse.Namespace) -> int:
     """Evaluate a run in the foreground and print its summary."""
-    from engine.eval_options import from_args
-    from engine.eval_store import VALIDATION, set_path
-    from engine.evaluate import run_eval
-    from engine.review import review_summary
-    from engine.runs import find_run
+    from engine.eval.launch import run_eval
+    from engine.eval.options import from_args
+    from engine.eval.review import review_summary
+    from engine.eval.store import VALIDATION, set_path
+    from engine.runs.store import find_run
 
     run_dir = find_run(args.run)
     options = from_args(args)

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.gguf_options import DEFAULT_QUANT, QUANT_NOTES, QUANTS
+from engine.export.gguf.options import DEFAULT_QUANT, QUANT_NOTES, QUANTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export one run."""
-    from engine.export import export_run
-    from engine.runs import find_run
+    from engine.export.exporter import export_run
+    from engine.runs.store import find_run
 
     if args.quant is not None and not args.gguf:
         args.parser.error("--quant applies to --gguf only (a GGUF adapter is always f16)")

@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Print the comparison of the runs as text tables and a chart (or JSON)."""
-    from engine.run_compare import compare_runs
-    from engine.runs import find_run
+    from engine.runs.compare import compare_runs
+    from engine.runs.store import find_run
 
     comparison = compare_runs([find_run(ref) for ref in args.runs])
     if args.json:
@@ -60,8 +60,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def format_comparison(comparison: Any) -> str:
     """The runs, the loss chart, the config differences and the eval aggregates as text."""
-    from engine.run_compare import config_rows, eval_rows
-    from engine.text_chart import line_chart
+    from engine.runs.compare import config_rows, eval_rows
+    from engine.runs.text_chart import line_chart
 
     runs = comparison.runs
     tags = [chr(ord("A") + index) for index in range(len(runs))]
@@ -103,9 +103,9 @@ def _table(header: list[str], rows: list[tuple[str, list[str]]]) -> str:
 
 def run_delete(args: argparse.Namespace) -> int:
     """Check every run first, ask once (or require --yes), then delete them."""
-    from engine.errors import TunedeckError
-    from engine.run_admin import check_deletable, delete_run
-    from engine.runs import find_run
+    from engine.core.errors import TunedeckError
+    from engine.runs.admin import check_deletable, delete_run
+    from engine.runs.store import find_run
 
     run_dirs = list(dict.fromkeys(find_run(ref) for ref in args.runs))
     deletions = [check_deletable(run_dir) for run_dir in run_dirs]

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.lint import Finding, LintReport
+    from engine.data.lint.linter import Finding, LintReport
 
 PER_CODE = 20
 """Findings shown per code in the human report, unless --all."""
@@ -18,7 +18,7 @@ _SECTIONS = (("error", "errors"), ("warning", "warnings"), ("info", "info"))
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `lint` to the CLI."""
-    from engine.formats import FORMATS
+    from engine.data.formats import FORMATS
 
     parser = subparsers.add_parser(
         "lint",
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Lint the file, print the report, optionally write the cleaned copy."""
-    from engine.lint import lint_file
+    from engine.data.lint.linter import lint_file
 
     if args.max_seq_len is not None and args.max_seq_len < 1:
         print("error: --max-seq-len must be a positive number of tokens", file=sys.stderr)
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _tokenizer(args: argparse.Namespace) -> tuple[Any, str]:
     """The model's tokenizer, or (None, why) so that lint runs on without token checks."""
-    from engine.models import DEFAULT_MODEL, load_tokenizer
+    from engine.model.resolve import DEFAULT_MODEL, load_tokenizer
 
     name = args.tokenizer_model or DEFAULT_MODEL
     started = time.monotonic()
@@ -129,7 +129,7 @@ def _progress() -> Any:
 
 
 def _fix(args: argparse.Namespace, out: Any) -> None:
-    from engine.lint import write_cleaned_copy
+    from engine.data.lint.linter import write_cleaned_copy
 
     result = write_cleaned_copy(args.path, args.fix, args.fmt)
     note = " (as normalised chat JSONL)" if result.normalised else ""

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     """List the models, or prepare one."""
     if args.prepare:
         return _prepare(args.prepare, as_json=args.json)
-    from engine.models import DEFAULT_MODEL, list_models
+    from engine.model.resolve import DEFAULT_MODEL, list_models
 
     infos = list_models()
     if args.json:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prepare(name: str, as_json: bool) -> int:
-    from engine.models import resolve_model
+    from engine.model.resolve import resolve_model
 
     started = time.monotonic()
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 # Options and the config field each one sets: a field the user set is kept as given, the
-# recipe (engine.recipe) chooses the others from the data, the model and the machine.
+# recipe (engine.config.recipe) chooses the others from the data, the model and the machine.
 OPTION_FIELDS = (
     ("data.source", "data"), ("data.val", "val_data"), ("data.val_fraction", "val_fraction"),
     ("model", "model"), ("method", "method"), ("epochs", "epochs"),
@@ -88,7 +88,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
     """The config the options describe, and the fields the user set (None: a config file,
     complete as written, so the recipe leaves it alone)."""
-    from engine.config import PRESETS, from_preset, load_config, parse_assignment, with_overrides
+    from engine.config.build import (
+        PRESETS,
+        from_preset,
+        load_config,
+        parse_assignment,
+        with_overrides,
+    )
 
     path = args.config or args.config_option
     preset = args.preset or "balanced"
@@ -109,8 +115,8 @@ def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Create and start a run; print its id, the values tunedeck chose and its warnings."""
-    from engine.models import ensure_model_available
-    from engine.runs import recipe_choices, start_run
+    from engine.model.resolve import ensure_model_available
+    from engine.runs.store import recipe_choices, start_run
 
     cfg, user_set = _config_from_args(args)
     ensure_model_available(cfg.model)  # no network, wrong name, gated: said here, not later
@@ -130,7 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _creation_lines(run_dir: Any) -> list[str]:
     """The lines `follow` would print for what create_run recorded (recipe, warnings)."""
-    from engine.events import EVENTS_FILE, read_events
+    from engine.core.events import EVENTS_FILE, read_events
 
     events, _ = read_events(run_dir / EVENTS_FILE, 0)
     lines = [format_event(e) for e in events if e.get("type") in ("recipe", "warning")]
@@ -139,7 +145,7 @@ def _creation_lines(run_dir: Any) -> list[str]:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the runs, newest first."""
-    from engine.runs import list_runs
+    from engine.runs.store import list_runs
 
     infos = list_runs()
     if args.json:
@@ -167,7 +173,7 @@ def _age(created: float) -> str:
 
 def run_attach(args: argparse.Namespace) -> int:
     """Open the Train screen on a run (a terminal), or replay and follow it as text."""
-    from engine.runs import find_run
+    from engine.runs.store import find_run
 
     run_dir = find_run(args.run)
     if args.text or not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -179,7 +185,7 @@ def run_attach(args: argparse.Namespace) -> int:
 
 def run_control(args: argparse.Namespace) -> int:
     """stop / pause / resume."""
-    from engine.runs import find_run, request, resume_run
+    from engine.runs.store import find_run, request, resume_run
 
     run_dir = find_run(args.run)
     if args.action == "resume":
@@ -196,7 +202,7 @@ def run_control(args: argparse.Namespace) -> int:
 
 def follow(run_dir: Any) -> int:
     """Print a run's events as lines until it ends; Ctrl-C detaches without stopping it."""
-    from engine.runs import follow_events, run_info
+    from engine.runs.store import follow_events, run_info
 
     try:
         for event in follow_events(run_dir):

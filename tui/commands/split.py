@@ -9,12 +9,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.split import SplitResult
+    from engine.data.split import SplitResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `split` to the CLI."""
-    from engine.formats import FORMATS
+    from engine.data.formats import FORMATS
 
     parser = subparsers.add_parser(
         "split",
@@ -54,8 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Split, write the files, print what went where (and advice on too few val examples)."""
-    from engine.split import split_dataset
-    from engine.split_advice import validation_advice
+    from engine.data.split import split_dataset
+    from engine.data.split_advice import validation_advice
 
     result = split_dataset(
         args.path,

@@ -23,7 +23,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Collapsible, Static
 
-from engine.review import AbPair, AbStats, EvalRow
+from engine.eval.review import AbPair, AbStats, EvalRow
 from tui.paths import stylesheet
 
 RecordFn = Callable[[AbPair, str], AbStats]

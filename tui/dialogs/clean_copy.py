@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.lint import FixResult, LintReport
+from engine.data.lint.linter import FixResult, LintReport
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.paths import display_path

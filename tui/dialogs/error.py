@@ -10,8 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from engine.errors import TunedeckError
-from engine.paths import tunedeck_home
+from engine.core.errors import TunedeckError
+from engine.core.paths import tunedeck_home
 
 ERROR_LOG = "tui-errors.log"
 """Under $TUNEDECK_HOME: tracebacks of unexpected errors (bugs), never shown on screen."""

@@ -13,8 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from engine.eval_options import system_title
-from engine.review import EvalRow, word_diff
+from engine.eval.options import system_title
+from engine.eval.review import EvalRow, word_diff
 from tui.paths import stylesheet
 
 DIFF_STYLES = {"equal": "", "delete": "red strike", "insert": "green bold"}

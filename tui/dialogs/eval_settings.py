@@ -23,8 +23,9 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Select, Static, TextArea
 
-from engine.errors import TunedeckError
-from engine.eval_options import (
+from engine.core.errors import TunedeckError
+from engine.eval.judge.config import DEFAULT_RUBRIC, JudgeConfig, JudgeError
+from engine.eval.options import (
     BASE_FEW,
     BASE_ZERO,
     TUNED,
@@ -32,7 +33,6 @@ from engine.eval_options import (
     EvalOptionsError,
     checkpoint_system,
 )
-from engine.judge import DEFAULT_RUBRIC, JudgeConfig, JudgeError
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.paths import stylesheet
 from tui.widgets.path_input import DATASET_SUFFIXES, PathInput

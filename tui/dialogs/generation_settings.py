@@ -9,8 +9,8 @@ from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from engine.chat_stream import Settings
-from engine.errors import TunedeckError
+from engine.core.errors import TunedeckError
+from engine.playground.chat_stream import Settings
 from tui.paths import stylesheet
 
 FIELDS: tuple[tuple[str, str, str], ...] = (

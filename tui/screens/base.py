@@ -19,8 +19,8 @@ from textual.worker import Worker, WorkerState
 from tui.widgets.step_bar import StepBar
 
 if TYPE_CHECKING:
-    from tui.app import TunedeckApp
     from tui.backend import Backend
+    from tui.host import WizardHost
     from tui.wizard import Wizard
 
 
@@ -31,8 +31,9 @@ class WizardScreen(Screen[None]):
     """The app mode this screen is the base of (a step name, "runs" or "models")."""
 
     @property
-    def tunedeck(self) -> TunedeckApp:
-        return cast("TunedeckApp", self.app)
+    def tunedeck(self) -> WizardHost:
+        """The app, as far as screens use it (tui.host)."""
+        return cast("WizardHost", self.app)
 
     @property
     def wizard(self) -> Wizard:

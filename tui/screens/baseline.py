@@ -2,7 +2,7 @@
 
 `b` creates the run directory from the wizard's config (config, data split; the worker
 is not started) and starts a detached evaluation of the base systems only, zero-shot and
-few-shot (engine.baseline.BASELINE_OPTIONS). The screen follows its events like the
+few-shot (engine.eval.baseline.BASELINE_OPTIONS). The screen follows its events like the
 Evaluate step (tui.eval_follow), then shows the summary panel and one plain sentence on
 whether a prompt alone already solves the task. The Train step later starts this very
 run, and the Evaluate step reuses its base answers. `s` skips the step: the eval table
@@ -22,11 +22,11 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.baseline import baseline_verdict
-from engine.config import TrainConfig
-from engine.eval_options import BASE_SYSTEMS
-from engine.review import EvalTable
-from engine.runs import CREATED
+from engine.config.build import TrainConfig
+from engine.eval.baseline import baseline_verdict
+from engine.eval.options import BASE_SYSTEMS
+from engine.eval.review import EvalTable
+from engine.runs.store import CREATED
 from tui.dialogs.error import ErrorDialog
 from tui.eval_follow import EvalNews, follow_eval, progress_text
 from tui.paths import stylesheet

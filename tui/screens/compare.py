@@ -4,7 +4,7 @@ One chart overlays every run's training loss (a line) and validation loss (point
 it, the config fields whose values differ and the evaluation aggregates of each system,
 one column per run. Runs are lettered A, B, ... in the order they were marked; the lines
 on top say which run is which, with its markers on the chart. The data comes from
-engine.run_compare, the same that `tunedeck compare` prints.
+engine.runs.compare, the same that `tunedeck compare` prints.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from engine.run_compare import Comparison, config_rows, eval_rows
+from engine.runs.compare import Comparison, config_rows, eval_rows
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.compare_chart import CompareChart, RunCurves, series_key

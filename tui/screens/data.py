@@ -18,9 +18,9 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static, TabbedContent, TabPane, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.formats import LoadedDataset
-from engine.lint import Finding, FixResult, LintReport
-from engine.paths import sample_data_dir
+from engine.core.paths import sample_data_dir
+from engine.data.formats import LoadedDataset
+from engine.data.lint.linter import Finding, FixResult, LintReport
 from tui.dialogs.clean_copy import clean_copy_prompt, clean_copy_written
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog

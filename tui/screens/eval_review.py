@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from engine.review import AbPair, AbStats, EvalRow, EvalTable, ab_pair
+from engine.eval.review import AbPair, AbStats, EvalRow, EvalTable, ab_pair
 from tui.dialogs.ab_review import AbReviewDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.widgets.eval_table import EvalTableView

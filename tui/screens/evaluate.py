@@ -1,6 +1,6 @@
 """Wizard step 6, Evaluate: base vs fine-tuned on the held-out examples, then review.
 
-`e` starts a detached evaluation process (engine.evaluate.start_eval) with the run's eval
+`e` starts a detached evaluation process (engine.eval.launch.start_eval) with the run's eval
 settings: `E` edits them first (test file, systems, checkpoints, decoding, judge; kept in
 the run's eval/options.json); without any, all systems on the validation split, or the
 fine-tuned one alone when the Baseline step was skipped. The table and summary show the
@@ -27,9 +27,9 @@ from textual.reactive import var
 from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from engine.eval_options import TUNED, EvalOptions
-from engine.eval_store import VALIDATION
-from engine.review import FILTERS, EvalRow, EvalTable, filter_rows, sort_rows
+from engine.eval.options import TUNED, EvalOptions
+from engine.eval.review import FILTERS, EvalRow, EvalTable, filter_rows, sort_rows
+from engine.eval.store import VALIDATION
 from tui.dialogs.eval_detail import EvalDetailDialog
 from tui.dialogs.eval_settings import EvalChoices, EvalSettingsDialog
 from tui.dialogs.prompt import PromptDialog

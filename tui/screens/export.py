@@ -3,7 +3,7 @@ llama.cpp and Ollama, ready to use elsewhere.
 
 Every export also writes a model card (README.md), the run report (REPORT.md) and a
 reproducibility bundle (tunedeck/: config, split manifest, package versions, the command
-that repeats the run); engine.export does the work, and writes into a temporary
+that repeats the run); engine.export.exporter does the work, and writes into a temporary
 directory renamed into place last. A merge needs torch (the base model is reloaded in
 16/32 bit and the adapter merged in), so every kind runs as
 `tunedeck export RUN --out DIR --json [--merged | --gguf --quant Q | --gguf-adapter]` in a
@@ -25,9 +25,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from engine.events import ACTIVE_STATES
-from engine.export import KIND_TITLES, ExportKind, ExportResult
-from engine.gguf_options import DEFAULT_QUANT, QUANTS, Quant
+from engine.core.events import ACTIVE_STATES
+from engine.export.exporter import KIND_TITLES, ExportKind, ExportResult
+from engine.export.gguf.options import DEFAULT_QUANT, QUANTS, Quant
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.path_input import PathInput

@@ -4,7 +4,7 @@ Each edit is validated by the engine at once (`with_overrides` builds a new froz
 config; a `ConfigError` marks the field). The side panel shows the engine's memory and
 time estimate and its warnings for this config on this dataset. The intervals between
 learning rate, batch, epochs, method and evaluation intervals follow the data, the model
-and the machine (the engine's recipe, `engine.recipe`) until the user sets them; the side
+and the machine (the engine's recipe, `engine.config.recipe`) until the user sets them; the side
 panel shows each chosen value with its reason.
 """
 
@@ -20,7 +20,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Input, Select, Static
 
-from engine.config import (
+from engine.config.advice import optimizer_steps
+from engine.config.build import (
     PRESET_DESCRIPTIONS,
     PRESETS,
     ConfigError,
@@ -30,9 +31,8 @@ from engine.config import (
     suggest_max_seq_len,
     with_overrides,
 )
-from engine.config_advice import optimizer_steps
-from engine.estimate import estimate_run, format_estimate
-from engine.models import ModelInfo
+from engine.config.estimate import estimate_run, format_estimate
+from engine.model.resolve import ModelInfo
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, ProgressBar, Static
 
-from engine.errors import TunedeckError
+from engine.core.errors import TunedeckError
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 

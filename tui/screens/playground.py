@@ -1,6 +1,6 @@
 """Playground: chat with the base and the fine-tuned model side by side, answers streamed.
 
-The model runs in a child process (engine.playground, through tui.playground_client) that
+The model runs in a child process (engine.playground.server, through tui.playground_client) that
 loads the base weights once, with the run's adapter beside them. Enter sends the prompt
 to both sides; each side keeps its own history of its own answers, so a second turn
 continues two different conversations. A thread worker reads the child's events and
@@ -25,9 +25,9 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
-from engine.chat_stream import Settings
-from engine.errors import TunedeckError
-from engine.playground import SIDES, PlaygroundTarget
+from engine.core.errors import TunedeckError
+from engine.playground.chat_stream import Settings
+from engine.playground.server import SIDES, PlaygroundTarget
 from tui.dialogs.generation_settings import GenerationSettingsDialog
 from tui.paths import stylesheet
 from tui.playground_client import PlaygroundClient

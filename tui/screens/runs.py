@@ -16,10 +16,10 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from engine.errors import TunedeckError
-from engine.events import ACTIVE_STATES
-from engine.run_admin import Deletion
-from engine.runs import RunInfo
+from engine.core.errors import TunedeckError
+from engine.core.events import ACTIVE_STATES
+from engine.runs.admin import Deletion
+from engine.runs.store import RunInfo
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.paths import display_path, stylesheet

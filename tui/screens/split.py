@@ -4,7 +4,7 @@ The preview is the very split a run makes: the same engine call (`split_dataset`
 the same arguments, written to a temporary directory. It shows the counts, label balance
 per side, leakage (validation examples that also occur in training), and, when the
 validation set is too small to tell models apart, the share that would be enough
-(engine.split_advice).
+(engine.data.split_advice).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from engine.errors import TunedeckError
-from engine.split import RECOMMENDED, SplitResult
-from engine.split_advice import validation_advice
+from engine.core.errors import TunedeckError
+from engine.data.split import RECOMMENDED, SplitResult
+from engine.data.split_advice import validation_advice
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.path_input import DATASET_SUFFIXES, PathInput

@@ -1,9 +1,9 @@
 """Wizard step 5, Train: start the detached run and watch it live.
 
-The run is a separate process (engine.runs starts it in its own session); this screen is
+The run is a separate process (engine.runs.store starts it in its own session); this screen is
 only a window onto its directory. A worker thread tails `events.jsonl` and `worker.log`
 and posts each batch; attaching to a run replays its whole history first. Control goes
-through the run directory too (engine.runs.request), so quitting the TUI — or losing the
+through the run directory too (engine.runs.store.request), so quitting the TUI — or losing the
 SSH connection — never stops the run.
 
 When the Baseline step created the run (directory and split, no worker), `s` starts that
@@ -26,9 +26,9 @@ from textual.message import Message
 from textual.widgets import ContentSwitcher, Log, Sparkline, Static
 from textual.worker import get_current_worker
 
-from engine.errors import TunedeckError
-from engine.events import ACTIVE_STATES
-from engine.runs import CREATED, RESUMABLE_STATES, RunInfo
+from engine.core.errors import TunedeckError
+from engine.core.events import ACTIVE_STATES
+from engine.runs.store import CREATED, RESUMABLE_STATES, RunInfo
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.paths import display_path, stylesheet
@@ -273,7 +273,7 @@ class TrainScreen(WizardScreen):
             text = f"Run {info.id} completed; best adapter: {display_path(info.dir / 'adapter')}"
         else:
             text = f"Run {info.id} is {info.state}; p resumes it from its newest checkpoint"
-        if self.history.gpus:  # e.g. pinned to one of several GPUs (engine.devices)
+        if self.history.gpus:  # e.g. pinned to one of several GPUs (engine.model.devices)
             text += f"  ·  {self.history.gpus}"
         self.query_one("#train-note", Static).update(text)
 

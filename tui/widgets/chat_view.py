@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from engine.formats import Example
+from engine.data.formats import Example
 
 PROBLEM_MARK = "◀ problem"
 """Appended to the border title of a highlighted turn, so it reads without colour too."""

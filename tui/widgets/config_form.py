@@ -22,8 +22,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select, Static
 
-from engine.config import TrainConfig, config_value, field_help, parse_assignment
-from engine.config_fields import field_types
+from engine.config.build import TrainConfig, config_value, field_help, parse_assignment
+from engine.config.fields import field_types
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from engine.lint import LintReport
+from engine.data.lint.linter import LintReport
 from tui.paths import display_path
 
 

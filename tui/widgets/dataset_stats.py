@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from textual.widgets import Static
 
-from engine.lint import LintReport
+from engine.data.lint.linter import LintReport
 from tui.token_survey import TokenSurvey
 
 LABELS_SHOWN = 8

@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.widgets import Static
 
-from engine.eval_options import is_checkpoint_system, system_title
+from engine.eval.options import is_checkpoint_system, system_title
 
 ROWS = (("primary", None), ("primary_ci", "  95% interval"), ("rouge_l", "ROUGE-L"),
         ("json_valid", "valid JSON"), ("failures", "failures"),

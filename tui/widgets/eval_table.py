@@ -1,7 +1,7 @@
 """The eval table: one row per held-out example, base vs fine-tuned side by side.
 
-A DataTable that keeps the rows it shows (engine.review.EvalRow), so the screen can ask
-which example the cursor is on. Answers are digested (engine.answer_digest): a label with
+A DataTable that keeps the rows it shows (engine.eval.review.EvalRow), so the screen can ask
+which example the cursor is on. Answers are digested (engine.eval.answer_digest): a label with
 ✓ / ✗, the JSON fields that differ from the reference, or free text on one line, cut to
 the column; the detail view (tui/dialogs/eval_detail.py) shows them in full.
 
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from engine.answer_digest import answer_digest, label_key_of
-from engine.eval_options import BASE_SYSTEMS, TUNED
-from engine.review import EvalRow
+from engine.eval.answer_digest import answer_digest, label_key_of
+from engine.eval.options import BASE_SYSTEMS, TUNED
+from engine.eval.review import EvalRow
 
 COLUMNS = (("#", 4), ("prompt", 18), ("reference", 15), ("base", 15), ("fine-tuned", 15),
            ("base→tuned", 10), ("mark", 5))  # fmt: skip
@@ -84,7 +84,7 @@ class EvalTableView(DataTable[str]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.shown: list[EvalRow] = []
         self.label_key: str | None = None
-        """The label key of the rows shown (engine.labels), for the answer digests."""
+        """The label key of the rows shown (engine.data.labels), for the answer digests."""
 
     def on_mount(self) -> None:
         for title, width in COLUMNS:

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from engine.formats import Example, LoadedDataset
+from engine.data.formats import Example, LoadedDataset
 from tui.widgets.chat_view import ChatView
 
 PREVIEW_CHARS = 70

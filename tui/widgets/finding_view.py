@@ -20,8 +20,8 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Static
 
-from engine.formats import Example
-from engine.lint import Finding
+from engine.data.formats import Example
+from engine.data.lint.linter import Finding
 from tui.widgets.chat_view import turn_blocks
 
 SEVERITY_LABEL = {"error": "✗ error", "warning": "! warning", "info": "i info"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 
-from engine.lint import LintReport
+from engine.data.lint.linter import LintReport
 from tui.widgets.finding_view import FindingContext, FindingView
 from tui.widgets.lint_report import LintReportList
 

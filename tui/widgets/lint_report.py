@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from engine.lint import Finding, LintReport
+from engine.data.lint.linter import Finding, LintReport
 
 SEVERITIES = (("error", "ERRORS", "✗"), ("warning", "WARNINGS", "!"), ("info", "INFO", "i"))
 MESSAGE_CHARS = 160

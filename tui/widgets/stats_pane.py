@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from engine.lint import LintReport
+from engine.data.lint.linter import LintReport
 from tui.token_survey import TokenSurvey
 from tui.widgets.dataset_stats import DatasetStats
 from tui.widgets.length_histogram import LengthHistogram

@@ -1,0 +1,246 @@
+"""Data- and model-aware defaults: the recipe a preset run starts from.
+
+A fixed recipe ignores how many optimizer steps the data gives and how large the model is:
+124 examples at an effective batch of 16 give 8 steps an epoch, and a 135M model needs a
+higher LoRA learning rate than an 8B one. Measured on the bundled tickets (bench/RESULTS.md,
+"Sweep"), the old fixed recipe (lr 2e-4, batch 16, 2 epochs: 16 steps) left the model at
+0.14 category accuracy; a recipe sized to the data reaches 0.9 and more.
+
+The rules, and what grounds them:
+
+- Learning rate from the model's width: 5e-4 x (2000 / hidden_size) ** p, with p = 0.781
+  for Llama-like families and 0.0775 for Qwen. This is the fit of LoRA's best learning rate
+  across model sizes published with "LoRA Without Regret" (Thinking Machines, 2025; the
+  Tinker cookbook's `get_lr`), which also finds LoRA's best rate ~10x full fine-tuning's and
+  independent of the rank when alpha is fixed (ours: alpha / r = 2, the same scale as their
+  alpha 32 at r 16). It gives ~2.9e-4 for Llama-3.1-8B, close to the QLoRA paper's 2e-4 for
+  7B-13B models, and ~1.3e-3 for SmolLM2-135M. QLoRA uses the same rate: the 4-bit base does
+  not change what the adapter needs (QLoRA paper).
+- Effective batch: small. "LoRA Without Regret" finds LoRA less tolerant of large batches
+  than full fine-tuning; the QLoRA paper trains at 16. The recipe takes the largest power
+  of two that still gives ~25 optimizer steps an epoch, between 2 and 16.
+- Micro-batch: the memory lever, from the examples' length (a token budget per forward
+  pass); accumulation makes up the rest of the effective batch.
+- Epochs: enough passes for ~90 optimizer steps in all (so small data gets steps to learn),
+  at most 3 (beyond that LoRA memorises); one pass when one pass already gives the steps.
+  Early stopping on validation loss keeps the best checkpoint either way.
+- Method on a GPU: LoRA (16-bit base) when the run fits in the GPU's free memory with room,
+  QLoRA (4-bit base) when it does not. On a CPU: LoRA (4-bit weights are dequantised at
+  every matmul there, which is slower).
+- Intervals: about 8 validation points in the run (`suggest_intervals`).
+
+A value the user set always wins: the caller names those fields in `keep`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config.advice import (
+    TOKENS_PER_MICRO_BATCH,
+    Device,
+    optimizer_steps,
+    recommended_batch,
+    recommended_epochs,
+    recommended_lr,
+    recommended_micro_batch,
+)
+from engine.config.build import TrainConfig, suggest_intervals, with_overrides
+from engine.config.estimate import detect_device, estimate_run
+from engine.core.errors import TunedeckError
+from engine.data.formats import Example
+from engine.data.token_lengths import percentile, utf8_size
+from engine.model.resolve import (
+    EMBEDDED,
+    converted_dir,
+    hub_model_config,
+    is_complete_model_dir,
+    resolve_model,
+)
+from engine.model.shapes import read_model_config
+
+RECIPE_FIELDS = (
+    "method",
+    "learning_rate",
+    "micro_batch_size",
+    "gradient_accumulation",
+    "epochs",
+    "eval_steps",
+    "save_steps",
+    "logging_steps",
+)
+"""Fields the recipe chooses (unless the user set them), in the order it chooses them."""
+
+
+@dataclass(frozen=True)
+class RecipeInputs:
+    """What the recipe looks at besides the config."""
+
+    n_train: int
+    """Training examples (after the split)."""
+    p95_tokens: int | None = None
+    """95th-percentile example length in tokens (None: unknown)."""
+    model_config: Mapping[str, Any] | None = None
+    """The model's config.json (None: not on disk yet; the learning rate falls back)."""
+    device: Device = "cpu"
+    free_gpu_bytes: int | None = None
+    """Free memory of one GPU, when training on CUDA."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value the recipe chose, and why, in a line a user can read."""
+
+    field: str
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A config with the recipe's values applied, and the choices that made it."""
+
+    config: TrainConfig
+    choices: tuple[Choice, ...]
+
+    def reasons(self) -> dict[str, str]:
+        """Field -> reason, for the fields the recipe chose."""
+        return {c.field: c.reason for c in self.choices}
+
+
+def choose_recipe(cfg: TrainConfig, inputs: RecipeInputs, keep: Collection[str] = ()) -> Recipe:
+    """Apply the recipe to `cfg`, leaving the fields in `keep` (the user's) as they are.
+
+    Args:
+        cfg: the config so far (a preset with the user's values).
+        inputs: the data, the model and the hardware.
+        keep: fields the user set; the recipe never changes them.
+    """
+    keep = set(keep)
+    choices: list[Choice] = []
+
+    def choose(name: str, value: Any, reason: str) -> None:
+        nonlocal cfg
+        if name in keep:
+            return
+        choices.append(Choice(name, value, reason))
+        if getattr(cfg, name) != value:
+            cfg = with_overrides(cfg, **{name: value})
+
+    method = _choose_method(cfg, inputs)
+    if method is not None:
+        choose("method", *method)
+    choose("learning_rate", *recommended_lr(inputs.model_config))
+    _choose_batch(cfg, inputs, keep, choose)
+    if cfg.max_steps is None:
+        per_epoch, _ = optimizer_steps(cfg, max(inputs.n_train, 1))
+        choose("epochs", *recommended_epochs(per_epoch))
+    intervals = suggest_intervals(cfg, max(inputs.n_train, 1))
+    for name, value in intervals.items():
+        choose(name, value, _interval_reason(name, value))
+    return Recipe(cfg, tuple(choices))
+
+
+def _choose_batch(cfg: TrainConfig, inputs: RecipeInputs, keep: set[str], choose: Any) -> None:
+    """Micro-batch and accumulation for the recommended effective batch."""
+    batch, why = recommended_batch(inputs.n_train)
+    per_process = max(batch // cfg.num_processes, 1)
+    if "micro_batch_size" in keep and "gradient_accumulation" in keep:
+        return
+    if "micro_batch_size" in keep:
+        accumulation = max(per_process // cfg.micro_batch_size, 1)
+        choose("gradient_accumulation", accumulation, f"effective batch {batch}: {why}")
+        return
+    if "gradient_accumulation" in keep:
+        micro = max(per_process // cfg.gradient_accumulation, 1)
+        choose("micro_batch_size", micro, f"effective batch {batch}: {why}")
+        return
+    micro = recommended_micro_batch(per_process, inputs.p95_tokens, inputs.device)
+    length = f"{inputs.p95_tokens}-token examples (p95)" if inputs.p95_tokens else "examples"
+    budget = TOKENS_PER_MICRO_BATCH[inputs.device]
+    choose("micro_batch_size", micro, f"{length} in a ~{budget}-token forward pass")
+    choose("gradient_accumulation", max(per_process // micro, 1), f"effective batch {batch}: {why}")
+
+
+def _choose_method(cfg: TrainConfig, inputs: RecipeInputs) -> tuple[str, str] | None:
+    """LoRA when the run fits the GPU in 16-bit with room, QLoRA when not (None: no say)."""
+    if inputs.device == "cpu":
+        return "lora", "on a CPU 4-bit weights are dequantised at every step: LoRA is faster"
+    if inputs.model_config is None or inputs.free_gpu_bytes is None:
+        return None
+    lora = with_overrides(cfg, method="lora")
+    mean = float(inputs.p95_tokens or 512) / 2
+    est = estimate_run(
+        lora, dict(inputs.model_config), inputs.n_train, mean, inputs.p95_tokens, "cuda",
+        inputs.free_gpu_bytes,
+    )  # fmt: skip
+    if est.fits is None or est.memory is None:
+        return None
+    gib = est.memory.total / 2**30
+    free = inputs.free_gpu_bytes / 2**30
+    if est.fits:
+        return "lora", f"the 16-bit model fits the GPU ({gib:.1f} of {free:.0f} GiB free)"
+    return "qlora", f"LoRA would need {gib:.1f} GiB of {free:.0f} GiB free: 4-bit base (QLoRA)"
+
+
+def _interval_reason(name: str, value: int) -> str:
+    if name == "logging_steps":
+        return "about 4 training-loss points between validations"
+    return f"about 8 validation points over the run (every {value} steps)"
+
+
+# ---------------------------------------------------------------------------
+# What a new run knows: its split, the model on disk, the machine
+# ---------------------------------------------------------------------------
+
+CHARS_PER_TOKEN = 4.0
+"""Rough average for English text, for sizing micro-batches before tokens are counted."""
+
+
+def approximate_p95_tokens(examples: Sequence[Example]) -> int | None:
+    """The 95th-percentile example length in tokens, guessed from its characters."""
+    if not examples:
+        return None
+    sizes = sorted(utf8_size(e) for e in examples)
+    return math.ceil(percentile(sizes, 0.95) / CHARS_PER_TOKEN)
+
+
+def local_model_config(model: str, *, prepare_embedded: bool = False) -> dict[str, Any] | None:
+    """The model's config.json when it is on disk (no network); None when it is not.
+
+    Args:
+        prepare_embedded: convert an embedded model that is not converted yet (once, ~20 s;
+            the worker would do it anyway) so that its size is known.
+    """
+    path = Path(model).expanduser()
+    try:
+        if path.is_dir() and (path / "config.json").is_file():
+            return read_model_config(path)
+        name = path.stem if path.suffix == ".gguf" else model
+        cached = converted_dir(name)
+        if is_complete_model_dir(cached):
+            return read_model_config(cached)
+        if prepare_embedded and model in EMBEDDED:
+            return read_model_config(resolve_model(model))
+        if "/" in model and not path.exists():  # a hub id: its cached config.json alone
+            return hub_model_config(model, download=False)
+    except (TunedeckError, OSError, ValueError):
+        return None
+    return None
+
+
+def recipe_for_run(cfg: TrainConfig, train: Sequence[Example], keep: Collection[str]) -> Recipe:
+    """The recipe for a run about to be created, from its training split and this machine."""
+    device, free = detect_device()
+    inputs = RecipeInputs(
+        n_train=len(train),
+        p95_tokens=approximate_p95_tokens(train),
+        model_config=local_model_config(cfg.model, prepare_embedded=True),
+        device=device,
+        free_gpu_bytes=free,
+    )
+    return choose_recipe(cfg, inputs, keep)

@@ -1,0 +1,96 @@
+"""`tunedeck lint --fix OUT`: a cleaned copy without error lines and exact duplicates.
+
+The input is never modified. A JSONL input keeps its own format: kept lines are copied
+byte for byte (minus a leading BOM and CRLF endings). Other containers (JSON array, CSV,
+Parquet) are written as normalised chat JSONL, since their rows have no line to copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.data.formats import DatasetError, Record, iter_records
+from engine.data.near_duplicates import exact_key
+
+
+@dataclass(frozen=True)
+class FixResult:
+    """What `write_cleaned_copy` kept and dropped."""
+
+    source: Path
+    out: Path
+    kept: int
+    dropped: tuple[tuple[int, str], ...]
+    """(source line, reason code) of every record left out: an error code or exact-duplicate."""
+    blank_lines: int
+    normalised: bool
+    """True when the copy is in normalised chat JSONL rather than the input's own format."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def write_cleaned_copy(
+    path: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | None = None
+) -> FixResult:
+    """Copy a dataset without its error records and exact duplicates (first copy kept).
+
+    Raises:
+        DatasetError: the input is unusable, `out` is the input, or `out` cannot be written.
+    """
+    source, target = Path(path), Path(out)
+    if source.exists() and _same_file(source, target):
+        raise DatasetError(
+            f"refusing to write the cleaned copy over the input {source}",
+            hint="give --fix a new file name, e.g. data.clean.jsonl",
+        )
+    stream = iter_records(source, fmt)
+    normalised = stream.container != "jsonl"
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    kept, dropped, blank = 0, [], 0
+    seen: set[bytes] = set()
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+            for record in stream:
+                if record.blank:
+                    blank += 1
+                    continue
+                reason = _drop_reason(record, seen)
+                if reason:
+                    dropped.append((record.line, reason))
+                    continue
+                handle.write(_line_of(record, normalised) + "\n")
+                kept += 1
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise DatasetError(
+            f"cannot write {target}: {exc.strerror or exc}",
+            hint="check the directory exists and is writable",
+        ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return FixResult(source, target, kept, tuple(dropped), blank, normalised)
+
+
+def _drop_reason(record: Record, seen: set[bytes]) -> str:
+    if record.example is None:
+        errors = [p.code for p in record.problems if p.severity == "error"]
+        return errors[0] if errors else "unusable"
+    key = exact_key(record.example)
+    if key in seen:
+        return "exact-duplicate"
+    seen.add(key)
+    return ""
+
+
+def _line_of(record: Record, normalised: bool) -> str:
+    if not normalised and record.raw is not None:
+        return record.raw
+    assert record.example is not None
+    return json.dumps(record.example.to_dict(), ensure_ascii=False)
