@@ -124,6 +124,36 @@ def test_gguf_reads_back_and_answers_like_the_merged_model(
     assert sum(same) / len(same) >= (1.0 if quant == "f16" else 0.9)
 
 
+def test_a_bf16_base_merges_to_bf16_and_its_f16_gguf_answers_exactly_alike(
+    tiny_model_dir, tmp_path, monkeypatch
+) -> None:
+    """Most hub models are stored in bf16: the merge keeps that type (not an fp32 file twice
+    the size), and f16 holds every bf16 weight of these magnitudes exactly, so the f16 GGUF
+    gives the merged safetensors model's own logits and greedy answers."""
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("TUNEDECK_HOME", str(tmp_path / "home"))
+    bf16_dir = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(
+        bf16_dir
+    )
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(bf16_dir)
+    run = make_run(bf16_dir)
+    merged_dir = export_run(run, tmp_path / "merged", kind="merged").out
+    with safe_open(merged_dir / "model.safetensors", "pt") as handle:
+        dtypes = {handle.get_tensor(k).dtype for k in handle.keys()}  # noqa: SIM118
+        assert dtypes == {torch.bfloat16}
+    gguf = export_run(run, tmp_path / "gguf", kind="gguf", quant="f16").out / "model-f16.gguf"
+    reference = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
+    exported = load_gguf(gguf)
+    with torch.no_grad():
+        for prompt in PROMPTS:
+            ids = torch.tensor([prompt])
+            torch.testing.assert_close(exported(ids).logits, reference(ids).logits)
+            assert greedy(exported, prompt) == greedy(reference, prompt)
+
+
 def test_the_tokenizer_and_chat_template_travel_with_the_gguf(tiny_run, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
