@@ -58,13 +58,13 @@ def main() -> int:
     import torch
 
     from engine.eval.generate import (
-        Sampling,
         count_tokens,
         generate,
         generation_batches,
         load_eval_tokenizer,
         max_new_tokens_for,
     )
+    from engine.model.generation import Sampling
     from engine.model.load import load_base_model
     from engine.model.resolve import DEFAULT_MODEL
 

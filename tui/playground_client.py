@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from engine.core.errors import TunedeckError
-from engine.playground.chat_stream import Settings
+from engine.model.generation import Sampling
 
 STDERR_TAIL = 400
 """Characters of the child's stderr quoted when it died without saying why."""
@@ -95,7 +95,7 @@ class PlaygroundClient:
         side: str,
         system: str,
         messages: Sequence[dict[str, str]],
-        settings: Settings,
+        settings: Sampling,
     ) -> None:
         """Ask one side for the answer to `messages` (the last one the user's)."""
         self.send(

@@ -10,9 +10,9 @@ $TUNEDECK_HOME/runs/<run-id>/
   data/              train.jsonl, val.jsonl, manifest.json (the split, with its source)
   checkpoints/       checkpoint-<step>/, each complete once its marker is written
   adapter/           the best adapter so far (PEFT files)
-  eval/              one evaluation's files: options, lock, log, and one folder per
-                     held-out set (validation/, test-<stem>-<hash>/) with the systems'
-                     answers, losses, probes, judge verdicts, review marks, summary
+  eval/              options, lock and log of the evaluation; the validation split's
+                     results (each system's answers, losses, probes, judge verdicts,
+                     review marks, summary); test-<stem>-<hash>/: the same for a test file
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def models_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """One directory per run; see DESIGN.md for its layout."""
+    """One directory per run; engine.core.layout names its files."""
     return tunedeck_home() / "runs"
 
 

@@ -23,23 +23,10 @@ from typing import Any
 
 from engine.data.formats import Example
 from engine.data.labels import LabelScheme, parse_json_object
+from engine.model.generation import Sampling
 
 # End-of-turn markers of common chat templates; generation stops at any that exist.
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How answers are drawn: greedy when temperature is 0."""
-
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 42
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
 
 
 @dataclass(frozen=True)
@@ -224,7 +211,7 @@ def generate(
     answers: list[list[int]] = [[] for _ in texts]
     finished = [False] * len(texts)
     live, cache = list(range(len(texts))), None
-    if not sampling.greedy:
+    if not sampling.greedy and sampling.seed is not None:
         torch.manual_seed(sampling.seed)
     while live:
         done = len(answers[live[0]])  # every live answer is as long: none has stopped

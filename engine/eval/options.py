@@ -20,6 +20,7 @@ from engine.core.events import write_json_atomic
 from engine.core.layout import EVAL_DIR
 from engine.eval.judge.config import DEFAULT_RUBRIC, JudgeConfig
 from engine.eval.store import OPTIONS_FILE, eval_dir
+from engine.model.generation import check_sampling
 
 BASE_ZERO = "base_zero"
 BASE_FEW = "base_few"
@@ -101,13 +102,12 @@ class EvalOptions:
             (self.max_examples is None or self.max_examples >= 1, "--max-examples must be >= 1"),
             (self.max_new_tokens is None or self.max_new_tokens >= 1, "--max-new-tokens >= 1"),
             (self.max_new_tokens_cap >= 1, "the max-new-tokens cap must be >= 1"),
-            (0 <= self.temperature <= 5, "--temperature must be 0 to 5"),
-            (0 < self.top_p <= 1, "--top-p must be > 0 and <= 1"),
             (1 <= self.batch_size <= 1024, "--batch-size must be 1 to 1024"),
         )
         for ok, message in checks:
             if not ok:
                 raise EvalOptionsError(message)
+        check_sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

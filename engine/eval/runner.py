@@ -21,7 +21,6 @@ from typing import Any
 from engine.core.errors import TunedeckError, is_out_of_memory
 from engine.core.layout import CONFIG_FILE, LOSS_FILE
 from engine.eval.generate import (
-    Sampling,
     choose_shots,
     count_tokens,
     data_thinks,
@@ -53,6 +52,7 @@ from engine.eval.summary import (
     system_rows,
     write_summary,
 )
+from engine.model.generation import Sampling
 
 Emit = Callable[..., None]
 

@@ -22,52 +22,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.core.errors import ModelLoadError, TunedeckError
+from engine.model.generation import Sampling
 
 Side = Literal["base", "tuned"]
 ProgressFn = Callable[[str, float], None]
 
 MIN_PROMPT_ROOM = 16
 """Tokens a prompt needs at least, beside max_new_tokens, to be worth generating from."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How answers are drawn: greedy when temperature is 0."""
-
-    max_new_tokens: int = 256
-    """Most tokens one answer may have."""
-    temperature: float = 0.0
-    """0: greedy (the same answer every time); higher: more varied answers."""
-    top_p: float = 0.95
-    """Nucleus sampling: draw from the most likely tokens that make up this much mass."""
-    seed: int | None = None
-    """Seed for sampling (None: a different draw each time)."""
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise TunedeckError(
-                f"max new tokens must be between 1 and 4096, not {self.max_new_tokens}"
-            )
-        if not 0.0 <= self.temperature <= 5.0:
-            raise TunedeckError(f"temperature must be between 0 and 5, not {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise TunedeckError(f"top_p must be above 0 and at most 1, not {self.top_p}")
-        if self.seed is not None and self.seed < 0:
-            raise TunedeckError(f"the seed must be 0 or more, not {self.seed}")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
-
-    def describe(self) -> str:
-        """One line for a status bar: `max 256 tokens · greedy`."""
-        if self.greedy:
-            return f"max {self.max_new_tokens} tokens · greedy"
-        seed = f" · seed {self.seed}" if self.seed is not None else ""
-        return (
-            f"max {self.max_new_tokens} tokens · temperature {self.temperature:g} · "
-            f"top_p {self.top_p:g}{seed}"
-        )
 
 
 @dataclass(frozen=True)
@@ -81,7 +42,7 @@ class ChatRequest:
     """System prompt ("" for none: the chat template may then add its own default)."""
     messages: tuple[dict[str, str], ...]
     """The turns after the system prompt, ending with the user's."""
-    settings: Settings
+    settings: Sampling
 
 
 @dataclass(frozen=True)
@@ -211,11 +172,10 @@ def fit_prompt(chat: ChatModel, request: ChatRequest) -> tuple[str, int]:
 # ---------------------------------------------------------------------------
 
 
-def _generation_config(chat: ChatModel, settings: Settings) -> Any:
-    from engine.eval.generate import Sampling, generation_config
+def _generation_config(chat: ChatModel, settings: Sampling) -> Any:
+    from engine.eval.generate import generation_config
 
-    sampling = Sampling(settings.max_new_tokens, settings.temperature, settings.top_p)
-    return generation_config(chat.model, chat.tokenizer, sampling, chat.stops, top_k=None)
+    return generation_config(chat.model, chat.tokenizer, settings, chat.stops, top_k=None)
 
 
 def _stop_when(should_stop: Callable[[], bool]) -> Any:

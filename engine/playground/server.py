@@ -44,7 +44,8 @@ from engine.core.errors import TunedeckError
 from engine.core.layout import CONFIG_FILE, DATA_DIR, TRAIN_FILE
 from engine.data.formats import Example
 from engine.eval.plan import ADAPTER_DIR
-from engine.playground.chat_stream import Answer, ChatModel, ChatRequest, Settings, Side
+from engine.model.generation import PLAYGROUND, Sampling
+from engine.playground.chat_stream import Answer, ChatModel, ChatRequest, Side
 
 SIDES: tuple[Side, ...] = ("base", "tuned")
 SYSTEM_SAMPLE = 500
@@ -129,10 +130,10 @@ def target_for_run(run_dir: Path) -> PlaygroundTarget:
 # ---------------------------------------------------------------------------
 
 
-def _settings(data: Any) -> Settings:
+def _settings(data: Any) -> Sampling:
     if not isinstance(data, dict):
         raise TunedeckError("settings must be a JSON object")
-    known = [f.name for f in fields(Settings)]
+    known = [f.name for f in fields(Sampling)]
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise TunedeckError(
@@ -140,10 +141,10 @@ def _settings(data: Any) -> Settings:
         )
     seed = data.get("seed")
     try:
-        return Settings(
-            max_new_tokens=int(data.get("max_new_tokens", Settings.max_new_tokens)),
-            temperature=float(data.get("temperature", Settings.temperature)),
-            top_p=float(data.get("top_p", Settings.top_p)),
+        return Sampling(
+            max_new_tokens=int(data.get("max_new_tokens", PLAYGROUND.max_new_tokens)),
+            temperature=float(data.get("temperature", PLAYGROUND.temperature)),
+            top_p=float(data.get("top_p", PLAYGROUND.top_p)),
             seed=None if seed is None else int(seed),
         )
     except (TypeError, ValueError) as exc:

@@ -1,8 +1,8 @@
 """The run store: create runs, start their detached workers, list and control them.
 
-A run is a directory under `$TUNEDECK_HOME/runs/<run-id>/` (layout in DESIGN.md); this
-module never talks to a worker except through that directory, so any number of viewers
-(TUI, CLI, tests) can come and go while the run goes on.
+A run is a directory under `$TUNEDECK_HOME/runs/<run-id>/` (engine.core.layout names its
+files); this module never talks to a worker except through that directory, so any number
+of viewers (TUI, CLI, tests) can come and go while the run goes on.
 
 Longer than 400 lines: creating, starting, finding, listing and controlling a run all read
 and write the same few files of its directory (engine.core.layout); the admin of old runs

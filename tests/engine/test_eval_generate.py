@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import engine.eval.generate as eval_generate
-from engine.eval.generate import Sampling, generate, load_eval_tokenizer, render
+from engine.eval.generate import generate, load_eval_tokenizer, render
+from engine.model.generation import Sampling
 
 QUESTIONS = [
     "hi",

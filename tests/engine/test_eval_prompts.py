@@ -10,7 +10,6 @@ import pytest
 from engine.data.formats import Example, Message, load_examples
 from engine.data.labels import detect_labels
 from engine.eval.generate import (
-    Sampling,
     choose_shots,
     count_tokens,
     few_shot_messages,
@@ -30,6 +29,7 @@ from engine.eval.options import (
     from_args,
     to_argv,
 )
+from engine.model.generation import Sampling
 from tests.conftest import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"

@@ -16,7 +16,7 @@ import pytest
 
 from engine.core.errors import TunedeckError
 from engine.core.events import RunStatus, write_status
-from engine.playground.chat_stream import Settings
+from engine.model.generation import Sampling
 from engine.playground.server import PlaygroundTarget, parse_request, target_for_run
 from engine.runs.store import create_run
 from tests.conftest import REPO_ROOT
@@ -138,7 +138,7 @@ def child(adapter_run: Path) -> Iterator[Child]:
         ({"side": "base", "messages": []}, "non-empty list"),
         ({"side": "base", "messages": [{"role": "system", "content": "x"}]}, "not a chat"),
         ({"side": "base", "messages": [{"role": "assistant", "content": "x"}]}, "the user's"),
-        (ask(1, "base", "hi", max_new_tokens=0), "between 1 and 4096"),
+        (ask(1, "base", "hi", max_new_tokens=0), "between 1 and 32768"),
         (ask(1, "base", "hi", top_p=1.5), "top_p"),
         (ask(1, "base", "hi", temperature="warm"), "not a number"),
         (ask(1, "base", "hi", beams=4), "unknown setting"),
@@ -150,8 +150,8 @@ def test_bad_requests_are_refused_with_a_reason(request_: dict[str, Any], messag
 
 
 def test_settings_read_as_a_line() -> None:
-    assert Settings().describe() == "max 256 tokens · greedy"
-    assert Settings(64, 0.7, 0.9, seed=3).describe() == (
+    assert Sampling().describe() == "max 256 tokens · greedy"
+    assert Sampling(64, 0.7, 0.9, seed=3).describe() == (
         "max 64 tokens · temperature 0.7 · top_p 0.9 · seed 3"
     )
 
@@ -180,7 +180,8 @@ def test_a_pickled_adapter_is_never_loaded(tiny_model_dir: Path, tmp_path: Path)
 def test_streamed_answers_are_the_plain_greedy_generation_of_each_side(
     child: Child, tiny_model_dir: Path, adapter_run: Path
 ) -> None:
-    from engine.eval.generate import Sampling, generate, render
+    from engine.eval.generate import generate, render
+    from engine.model.generation import Sampling
     from engine.model.load import attach_adapter, load_base_model
     from engine.model.resolve import load_tokenizer
 
@@ -270,3 +271,19 @@ def test_a_model_that_does_not_load_is_a_fatal_error_line(tmp_path: Path) -> Non
     _, error = process.until("error")
     assert error["fatal"] is True and "unknown model" in error["message"] and error["hint"]
     assert process.process.wait(timeout=EVENT_TIMEOUT_S) == 1
+
+
+def test_one_settings_type_and_one_validator_for_every_caller() -> None:
+    """The playground, evaluation and the judge share engine.model.generation.Sampling; its
+    one validator names the setting that is wrong (the TUI marks that field)."""
+    from engine.core.errors import TunedeckError
+    from engine.eval.options import EvalOptions
+    from engine.model.generation import Sampling
+
+    for bad, field in (({"temperature": 9.0}, "temperature"), ({"top_p": 0.0}, "top_p")):
+        with pytest.raises(TunedeckError) as direct:
+            Sampling(**bad)
+        with pytest.raises(TunedeckError) as via_eval:
+            EvalOptions(**bad)
+        assert direct.value.field == via_eval.value.field == field
+        assert direct.value.message == via_eval.value.message

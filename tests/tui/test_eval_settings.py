@@ -136,7 +136,7 @@ async def test_bad_values_show_the_engines_message_beside_the_field(run_dir: Pat
         assert "✗ lots: a whole number is needed" in note(dialog, "max_new_tokens")
         dialog.query_one("#field-decoding", Select).value = "sample"
         await type_into(pilot, dialog, "temperature", "9")
-        assert "✗ --temperature must be 0 to 5" in note(dialog, "temperature")
+        assert "✗ temperature must be between 0 and 5, not 9" in note(dialog, "temperature")
         for system in ALL:
             dialog.boxes[system].value = False
         await pilot.pause()

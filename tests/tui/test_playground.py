@@ -15,7 +15,7 @@ from typing import Any
 from textual.widgets import Input
 
 from engine.data.formats import Example
-from engine.playground.chat_stream import Settings
+from engine.model.generation import Sampling
 from engine.playground.server import PlaygroundTarget
 from tests.engine.test_playground import make_adapter_run
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, settle, wait_until
@@ -131,7 +131,7 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
         assert screen.tuned and run_dir.name in str(screen.query_one("#pg-tuned").border_title)
         system = screen.query_one("#pg-system", Input).value
         assert system.startswith("You are the support assistant for Northwind Cloud.")
-        screen.settings = Settings(max_new_tokens=12)
+        screen.settings = Sampling(max_new_tokens=12)
 
         await send(pilot, screen, "My invoice is wrong.")
         await send(pilot, screen, "And the app crashes.")
@@ -143,7 +143,7 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
         assert "12 tokens" in str(screen.query(".turn.-assistant").last().border_subtitle)
 
         # A long answer streams (text shows before it is done) and escape stops it.
-        screen.settings = Settings(max_new_tokens=3000)
+        screen.settings = Sampling(max_new_tokens=3000)
         screen.query_one("#pg-prompt", Input).value = "Tell me more."
         await pilot.press("enter")
         base = screen.query_one("#pg-base", Transcript)
@@ -153,7 +153,7 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
         assert "stopped" in str(base.query(".turn.-assistant").last().border_subtitle)
         assert app.screen is screen  # escape stopped the answer; it did not go back
 
-        screen.settings = Settings(max_new_tokens=12)
+        screen.settings = Sampling(max_new_tokens=12)
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert turns(screen, "base") == turns(screen, "tuned") == []
@@ -224,7 +224,7 @@ async def test_the_settings_dialog_checks_and_applies_values() -> None:
         for name, value in values.items():
             dialog.query_one(f"#setting-{name}", Input).value = value
         await pilot.press("enter")
-        assert app.screen is screen and screen.settings == Settings(64, 0.7, 0.9, 7)
+        assert app.screen is screen and screen.settings == Sampling(64, 0.7, 0.9, 7)
         assert "temperature 0.7" in str(screen.query_one("#pg-settings").content)
         await send(pilot, screen, "Hi")
         assert backend.clients[0].requests[-1]["settings"] == {

@@ -279,8 +279,7 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
                 against=None if against == "auto" else against,
             )
         except TunedeckError as exc:
-            field = "model" if "--judge-model" in exc.message else "url"
-            errors[field if mode == "url" else "local_model"] = exc.message
+            errors[(exc.field or "url") if mode == "url" else "local_model"] = exc.message
             return None
 
     def options(self) -> EvalOptions | None:

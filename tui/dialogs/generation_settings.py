@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from engine.core.errors import TunedeckError
-from engine.playground.chat_stream import Settings
+from engine.model.generation import Sampling
 from tui.paths import stylesheet
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -22,8 +22,8 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 """(setting, label, Input type) in the order shown."""
 
 
-class GenerationSettingsDialog(ModalScreen[Settings | None]):
-    """Dismisses with the new Settings, or None when cancelled.
+class GenerationSettingsDialog(ModalScreen[Sampling | None]):
+    """Dismisses with the new Sampling, or None when cancelled.
 
     BINDINGS: enter (in any field) applies, escape cancels.
     """
@@ -31,7 +31,7 @@ class GenerationSettingsDialog(ModalScreen[Settings | None]):
     CSS_PATH = stylesheet("playground")
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Sampling) -> None:
         super().__init__()
         self.settings = settings
 
@@ -60,7 +60,7 @@ class GenerationSettingsDialog(ModalScreen[Settings | None]):
             name: self.query_one(f"#setting-{name}", Input).value.strip() for name, *_ in FIELDS
         }
         try:
-            settings = Settings(
+            settings = Sampling(
                 max_new_tokens=int(values["max_new_tokens"] or 0),
                 temperature=float(values["temperature"] or 0),
                 top_p=float(values["top_p"] or 0),

@@ -26,7 +26,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from engine.core.errors import TunedeckError
-from engine.playground.chat_stream import Settings
+from engine.model.generation import PLAYGROUND, Sampling
 from engine.playground.server import SIDES, PlaygroundTarget
 from tui.dialogs.generation_settings import GenerationSettingsDialog
 from tui.paths import stylesheet
@@ -58,7 +58,7 @@ class PlaygroundScreen(WizardScreen):
         Binding("escape", "stop", "Stop"),
         Binding("escape", "back", "Back"),
         Binding("ctrl+l", "clear", "Clear"),
-        Binding("ctrl+g", "settings", "Settings"),
+        Binding("ctrl+g", "settings", "Sampling"),
         Binding("ctrl+r", "reload", "Reload model"),
     ]
 
@@ -86,7 +86,7 @@ class PlaygroundScreen(WizardScreen):
         self.tuned = False
         self.load_failed = False
         """The process said it cannot load the model (its exit then needs no second word)."""
-        self.settings = Settings()
+        self.settings = PLAYGROUND
         self.histories: dict[str, list[dict[str, str]]] = {side: [] for side in SIDES}
         self.pending: set[tuple[int, str]] = set()
         """(turn, side) of the answers asked for and not done yet."""
@@ -381,7 +381,7 @@ class PlaygroundScreen(WizardScreen):
     def action_settings(self) -> None:
         self.app.push_screen(GenerationSettingsDialog(self.settings), self._settings_chosen)
 
-    def _settings_chosen(self, settings: Settings | None) -> None:
+    def _settings_chosen(self, settings: Sampling | None) -> None:
         if settings is not None:
             self.settings = settings
             self._show_settings()

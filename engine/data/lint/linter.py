@@ -124,7 +124,7 @@ class LintReport:
         return 2 if self.unreadable else 1 if self.errors else 0
 
     def to_json(self) -> dict[str, Any]:
-        """The object `tunedeck lint --json` prints (DESIGN.md's contract)."""
+        """The object `tunedeck lint --json` prints (the README's CLI contract)."""
         return {
             "format": self.format,
             "count": self.count,

@@ -105,7 +105,8 @@ def _content(response: Any) -> str:
 
 def local_completer(config: JudgeConfig, batch_size: int = 4) -> Completer:
     """Chats answered greedily by a local model, with the evaluation's generation code."""
-    from engine.eval.generate import Sampling, generate, load_eval_tokenizer, render
+    from engine.eval.generate import generate, load_eval_tokenizer, render
+    from engine.model.generation import Sampling
     from engine.model.load import load_base_model
 
     assert config.local_model is not None

@@ -61,7 +61,9 @@ class JudgeConfig:
                 hint="--judge-url URL --judge-model NAME, or --judge-local MODEL",
             )
         if self.url is not None and not self.model:
-            raise JudgeError("--judge-url needs --judge-model (the name the server serves)")
+            raise JudgeError(
+                "--judge-url needs --judge-model (the name the server serves)", field="model"
+            )
         if self.concurrency < 1 or self.max_tokens < 16 or self.timeout_s <= 0 or self.retries < 0:
             raise JudgeError(
                 "judge settings out of range",
