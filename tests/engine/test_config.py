@@ -213,7 +213,7 @@ def test_save_is_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("engine.config.build.os.replace", broken_replace)
+    monkeypatch.setattr("engine.core.files.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_config(with_overrides(TrainConfig(), epochs=1), path)
     assert path.read_text() == before

@@ -17,6 +17,7 @@ import pytest
 from engine.config.build import from_preset, with_overrides
 from engine.model.devices import GPU_NOTE_ENV, count_nvidia_gpus, place_worker, visible_gpu_ids
 from engine.train import worker as train
+from engine.train.model import model_device_map
 
 
 def config(**changes):
@@ -61,7 +62,9 @@ def test_visible_ids_and_driver_count(tmp_path: Path) -> None:
 
 
 def test_start_worker_pins_the_worker_environment(monkeypatch, tmp_path: Path) -> None:
-    """engine.runs.store hands the placement to the worker it spawns (the spawn is faked)."""
+    """engine.runs.store hands the placement to the worker it spawns (the spawn is faked:
+    engine.core.process starts every detached process)."""
+    from engine.core import process
     from engine.model import devices
     from engine.runs import store as runs
 
@@ -78,7 +81,7 @@ def test_start_worker_pins_the_worker_environment(monkeypatch, tmp_path: Path) -
     save_config(config(), tmp_path / runs.CONFIG_FILE)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(devices, "count_nvidia_gpus", lambda *_: 8)
-    monkeypatch.setattr(runs.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(process.subprocess, "Popen", FakeProcess)
     assert runs.start_worker(tmp_path) == 4242
     assert seen["CUDA_VISIBLE_DEVICES"] == "0"
     assert "8 GPUs visible" in seen[GPU_NOTE_ENV]
@@ -121,7 +124,7 @@ def test_weights_load_onto_the_ranks_device(
     monkeypatch, method, device, mode, rank, expected
 ) -> None:
     monkeypatch.setenv("LOCAL_RANK", rank)
-    assert train.model_device_map(config(method=method), device, mode) == expected
+    assert model_device_map(config(method=method), device, mode) == expected
 
 
 def test_bf16_auto_needs_real_bf16_units(monkeypatch) -> None:
