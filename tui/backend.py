@@ -29,6 +29,7 @@ from engine.data.formats import Example, LoadedDataset, load_examples
 from engine.data.lint.linter import FixResult, LintReport, lint_file, write_cleaned_copy
 from engine.data.split import SplitResult, split_dataset
 from engine.eval import launch as engine_evaluate
+from engine.eval import plan as eval_plan
 from engine.eval import review as engine_review
 from engine.eval.baseline import BASELINE_OPTIONS
 from engine.eval.options import EvalOptions, load_options, save_options
@@ -287,7 +288,7 @@ class Backend:
 
     def eval_adapters(self, run_dir: Path) -> tuple[bool, list[int]]:
         """Whether the run has its best adapter yet, and the steps of saved checkpoints."""
-        return self.has_adapter(run_dir), sorted(engine_evaluate.checkpoint_adapters(run_dir))
+        return self.has_adapter(run_dir), sorted(eval_plan.checkpoint_adapters(run_dir))
 
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
         """The evaluation options last chosen for the run (None: none saved)."""
@@ -362,7 +363,7 @@ class Backend:
 
     def has_adapter(self, run_dir: Path) -> bool:
         """True once the run has saved its best adapter (at its first validation)."""
-        return engine_evaluate.has_adapter(run_dir / engine_evaluate.ADAPTER_DIR)
+        return eval_plan.has_adapter(run_dir / eval_plan.ADAPTER_DIR)
 
     def export_run(
         self,
