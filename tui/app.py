@@ -2,11 +2,14 @@
 
 Each step (tui/steps.py) is an app mode with its own screen, so a step keeps its state
 while you visit others; Runs and Models are modes too. The app is handed a Backend (the
-engine facade), so tests can inject a fake.
+engine's protocols, tui.backend), so tests can inject a fake; it calls it only in threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import asyncio
 from pathlib import Path
 
 from textual.app import App
@@ -16,7 +19,8 @@ from textual.reactive import var
 from engine.config.build import with_overrides
 from engine.core.events import ACTIVE_STATES
 from engine.core.paths import sample_data_dir
-from tui.backend import Backend
+from tui.backend import Backend, EvalBackend, RunsBackend
+from tui.backend_engine import EngineBackend
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.help import HelpDialog
@@ -27,6 +31,7 @@ from tui.screens.models import ModelsScreen
 from tui.screens.playground import PlaygroundScreen
 from tui.screens.runs import RunsScreen
 from tui.steps import STEPS, Step
+from tui.terminal import HANGUP_EXIT_CODE, watch_terminal
 from tui.wizard import Wizard
 
 DEFAULT_SAMPLE = "support_tickets.jsonl"
@@ -70,7 +75,7 @@ class TunedeckApp(App[None]):
         self.notifier = Notifier()
         """Announces watched runs that complete, fail or overfit (once each)."""
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         for step in self.steps:
             self.add_mode(step.mode, step.screen)
         self.add_mode("runs", RunsScreen)
@@ -78,7 +83,7 @@ class TunedeckApp(App[None]):
         self.add_mode("playground", PlaygroundScreen)
         if self.start_run is not None:
             self.attach(self.start_run)
-        elif any(info.state in ACTIVE_STATES for info in self.backend.list_runs()):
+        elif (await asyncio.to_thread(self._busy_runs, evaluations=False))[0]:
             self.offer_runs = True
             self.switch_mode("runs")
         else:
@@ -170,10 +175,18 @@ class TunedeckApp(App[None]):
         """An error as a dialog (message and hint); unexpected ones are logged in full."""
         self.push_screen(ErrorDialog.of(error))
 
-    async def action_quit(self) -> None:
-        runs = self.backend.list_runs()
+    def _busy_runs(self, evaluations: bool = True) -> tuple[list[str], list[str]]:
+        """Ids of the runs training, and of those being evaluated (not looked for without
+        `evaluations`). Reads run directories: call it in a thread."""
+        backend: RunsBackend & EvalBackend = self.backend
+        runs = backend.list_runs()
         running = [info.id for info in runs if info.state in ACTIVE_STATES]
-        evaluating = [info.id for info in runs if self.backend.eval_running(info.dir)]
+        if not evaluations:
+            return running, []
+        return running, [info.id for info in runs if backend.eval_running(info.dir)]
+
+    async def action_quit(self) -> None:
+        running, evaluating = await asyncio.to_thread(self._busy_runs)
         if not running and not evaluating:
             self._leave()
             return
@@ -202,11 +215,23 @@ def run_app(data: str | None = None, model: str | None = None, run: str | None =
         model: model to start from (default: the embedded default model).
         run: a run id / prefix / path to open on the Train screen (`tunedeck attach`).
     """
-    backend = Backend()
+    backend = EngineBackend()
     data_path = Path(data) if data else sample_data_dir() / DEFAULT_SAMPLE
     run_dir = backend.find_run(run) if run else None
     app = TunedeckApp(backend, data_path, model or backend.default_model, run_dir)
-    app.run()
+
+    def hang_up() -> None:  # the terminal closed: leave (runs go on without the viewer)
+        with contextlib.suppress(RuntimeError):  # the app may be closing already
+            app.call_from_thread(app.exit, None, HANGUP_EXIT_CODE)
+
+    watcher = watch_terminal(sys.__stdin__.fileno(), hang_up) if sys.__stdin__ else None
+    try:
+        app.run()
+    finally:
+        if watcher is not None:
+            watcher.set()
+    if app.return_code == HANGUP_EXIT_CODE:
+        return HANGUP_EXIT_CODE
     for run_id in app.left_running:
         print(f"run {run_id} keeps training in the background: `tunedeck attach {run_id}`")
     return 0
