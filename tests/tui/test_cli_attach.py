@@ -21,7 +21,7 @@ def run_dir(tunedeck_home: Path) -> Path:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
     seen: list[tuple[str, object]] = []
-    monkeypatch.setattr("tui.commands.runs.follow", lambda d: seen.append(("text", d)) or 0)
+    monkeypatch.setattr("tui.cli.runs.follow", lambda d: seen.append(("text", d)) or 0)
     monkeypatch.setattr("tui.app.run_app", lambda **kw: seen.append(("tui", kw)) or 0)
     return seen
 

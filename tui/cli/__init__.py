@@ -1,8 +1,16 @@
-"""The `tunedeck` command: the wizard with no subcommand, its scriptable twin otherwise.
+"""The `tunedeck` command line (argparse): the wizard with no subcommand, its scriptable
+twin otherwise. `main` is the console script; `python -m tui.cli` runs it too.
 
-Each subcommand lives in `tui/commands/<name>.py` with `register(subparsers)` and
-`run(args) -> int`; they are imported only when chosen, so `tunedeck lint` never pays
-for Textual and `tunedeck` (the wizard) never pays for torch.
+One module per command group, each with `register(subparsers)` and handlers that return
+the exit code (`COMMANDS` maps each subcommand to its module):
+
+- `lint`, `split`: check a dataset, split it;
+- `runs`: `train`, `runs`, `attach`, `stop`, `pause`, `resume`;
+- `history`: `compare`, `delete`;
+- `evaluate`: `eval`; `export`: `export`; `models`: `models`.
+
+The engine work sits behind function-level imports, so `tunedeck lint` never pays for
+Textual and `tunedeck` (the wizard) never pays for torch.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from collections.abc import Sequence
 from engine import __version__
 from engine.core.errors import TunedeckError
 
-# Subcommand name -> module under tui.commands that implements it.
+# Subcommand name -> module of this package that implements it.
 COMMANDS: dict[str, str] = {
     "lint": "lint",
     "split": "split",
@@ -57,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_module(name: str):
-    return importlib.import_module(f"tui.commands.{name}")
+    return importlib.import_module(f"tui.cli.{name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +92,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
