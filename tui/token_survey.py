@@ -22,6 +22,7 @@ from typing import Any
 from engine.core.errors import TunedeckError
 from engine.data.labels import LabelScheme
 from engine.data.lint.linter import Finding, LintReport, LintStats, TokenStats
+from engine.data.token_lengths import percentile
 
 MAX_COUNTED = 50_000
 """Examples whose length feeds the histogram; bigger files count a systematic sample."""
@@ -50,8 +51,7 @@ class TokenSurvey:
 
     def percentile(self, fraction: float) -> int:
         """Nearest-rank percentile of the lengths (0 when there are none)."""
-        ordered = self.sorted_lengths
-        return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)] if ordered else 0
+        return percentile(self.sorted_lengths, fraction)
 
     def longer_than(self, limit: int) -> int:
         """Examples (of those counted) longer than `limit` tokens."""

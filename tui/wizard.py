@@ -18,6 +18,7 @@ from engine.config.build import (
     from_preset,
     with_overrides,
 )
+from engine.config.estimate_report import TokenFigures, token_figures
 from engine.config.recipe import (
     RECIPE_FIELDS,
     Recipe,
@@ -137,6 +138,12 @@ class Wizard:
             for name in AUTO_FIELDS
             if getattr(self.config, name) != getattr(before, name)
         }
+
+    def token_figures(self) -> TokenFigures:
+        """The examples' token lengths for the estimate: the survey's counts once they are
+        in, a guess from the characters until then."""
+        lengths = list(self.tokens.lengths.values()) if self.tokens is not None else []
+        return token_figures(lengths, self.dataset.examples if self.dataset else [])
 
     def _p95_tokens(self) -> int | None:
         if self.tokens is not None and self.tokens.lengths:

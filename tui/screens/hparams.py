@@ -20,7 +20,6 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Input, Select, Static
 
-from engine.config.advice import optimizer_steps
 from engine.config.build import (
     PRESET_DESCRIPTIONS,
     PRESETS,
@@ -31,7 +30,7 @@ from engine.config.build import (
     suggest_max_seq_len,
     with_overrides,
 )
-from engine.config.estimate import estimate_run, format_estimate
+from engine.config.estimate_report import estimate_lines
 from engine.model.resolve import ModelInfo
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog
@@ -40,12 +39,10 @@ from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.path_input import NameOrPathSuggester
-from tui.wizard import AUTO_FIELDS, Wizard
+from tui.wizard import AUTO_FIELDS
 
 TEMPLATE_CODES = ("template-error", "template-folds-system")
 """Lint's findings about the model's chat template, shown with the warnings."""
-CHARS_PER_TOKEN = 4.0
-"""Rough English average, for an estimate made before tokens are counted."""
 
 
 class HyperparamsScreen(WizardScreen):
@@ -240,43 +237,18 @@ class HyperparamsScreen(WizardScreen):
 
     def _estimate_lines(self) -> list[str]:
         wizard = self.wizard
-        cfg = wizard.run_config()
-        n_train = wizard.n_train or 0
-        n_val = wizard.split_result.val_count if wizard.split_result else None
-        mean, p99, note = _token_figures(wizard)
         device, free = self.device
-        model_config = self._model_config()
-        lines = ["Estimate (before the run; a guide, not a promise)"]
-        if model_config is None:
-            _, total = optimizer_steps(cfg, max(n_train, 1))
-            lines.append(f"Steps: {total} in total")
-            lines.append(
-                f"Memory and time need {cfg.model}'s config.json, which appears when the "
-                "model is first used or prepared (m: Models, p: prepare)"
-            )
-        else:
-            est = estimate_run(
-                cfg,
-                model_config,
-                n_train,
-                mean,
-                p99,
-                device,  # type: ignore[arg-type]
-                free,
-                n_val_examples=n_val,
-                flops_per_s=self.backend.throughput(device),
-            )
-            lines += format_estimate(est)
-            total = est.total_steps
-        points = total // cfg.eval_steps + 1
-        lines.append(f"Validation loss every {cfg.eval_steps} steps: {points} points")
-        if wizard.tokens is not None:
-            over = wizard.tokens.longer_than(cfg.max_seq_len)
-            if over:
-                lines.append(f"{over} example(s) longer than max_seq_len are truncated")
-        if note:
-            lines.append(note)
-        return lines
+        return estimate_lines(
+            wizard.run_config(),
+            self._model_config(),
+            wizard.n_train or 0,
+            wizard.token_figures(),
+            device,  # type: ignore[arg-type]
+            free,
+            n_val=wizard.split_result.val_count if wizard.split_result else None,
+            flops_per_s=self.backend.throughput(device),
+            prepare_hint="m: Models, p: prepare",
+        )
 
     def _model_note(self) -> None:
         model = self.wizard.config.model
@@ -380,16 +352,6 @@ class HyperparamsScreen(WizardScreen):
         except ConfigError as exc:
             return exc.message
         return None
-
-
-def _token_figures(wizard: Wizard) -> tuple[float, int | None, str]:
-    """(mean tokens, p99 tokens or None, a note when they are guessed)."""
-    if wizard.tokens is not None and wizard.tokens.lengths:
-        return wizard.tokens.mean, wizard.tokens.percentile(0.99), ""
-    examples = wizard.dataset.examples if wizard.dataset else []
-    chars = sum(len(m.content) for e in examples for m in e.messages)
-    mean = chars / max(len(examples), 1) / CHARS_PER_TOKEN
-    return mean, None, "Tokens guessed from characters: counting them is still running"
 
 
 def _data_text(data: DataConfig) -> str:
