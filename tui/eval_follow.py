@@ -1,19 +1,21 @@
 """Following a detached evaluation through its run's events.jsonl.
 
 The Evaluate and Baseline steps both start `engine.eval.launch` as a detached process and
-watch the `eval_*` events it appends: progress, notes, and one end event. `follow_eval`
-is the polling loop both run in a worker thread; `progress_text` is the status line both
-show. A process that dies before writing anything (no lock, no event for a while) counts
-as failed, so a viewer never waits forever.
+watch the `eval_*` events it appends: progress, notes, and one end event (what a batch
+says is `engine.eval.events.eval_news`). `follow_eval` is the polling loop both run in a
+worker thread; `progress_text` is the status line both show; `stop_outcome` reads what a
+stopped evaluation kept. A process that dies before writing anything (no lock, no event
+for a while) counts as failed, so a viewer never waits forever.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from engine.eval.events import EvalNews, RowsKept, eval_news, rows_kept
 from engine.eval.options import system_title
 
 if TYPE_CHECKING:
@@ -25,36 +27,8 @@ POLL_S = 0.5
 """How often the follower reads new events: at most two redraws a second."""
 START_GRACE_POLLS = 20
 """Polls without the evaluation's lock or any event before we call the process dead."""
-END_EVENTS = ("eval_done", "eval_failed", "eval_stopped")
 
-
-@dataclass(frozen=True)
-class EvalNews:
-    """What one poll found: the newest progress, notes to show, and the end if it came."""
-
-    progress: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-    ended: dict[str, Any] | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.progress or self.notes or self.ended)
-
-
-def eval_news(events: list[dict[str, Any]]) -> EvalNews:
-    """The evaluation's news in a batch of run events (other events are ignored).
-
-    A batch read from the start of the file (a viewer attaching again) also holds earlier
-    evaluations, the Baseline step's for one: only an end after the newest
-    `eval_started` ends the evaluation being followed.
-    """
-    evals = [e for e in events if str(e.get("type", "")).startswith("eval_")]
-    starts = [i for i, e in enumerate(evals) if e["type"] == "eval_started"]
-    current = evals[starts[-1] :] if starts else evals
-    return EvalNews(
-        progress=next((e for e in reversed(evals) if e["type"] == "eval_progress"), None),
-        notes=[str(e.get("message", "")) for e in evals if e["type"] == "eval_note"],
-        ended=next((e for e in reversed(current) if e["type"] in END_EVENTS), None),
-    )
+__all__ = ["EvalNews", "follow_eval", "progress_text", "stop_outcome"]
 
 
 def follow_eval(
@@ -82,6 +56,17 @@ def follow_eval(
         if news.ended:
             return
         time.sleep(POLL_S)
+
+
+def stop_outcome(backend: Backend, run_dir: Path, offset: int) -> RowsKept | None:
+    """Rows a stopped evaluation left on disk, of all it meant to generate (blocks: call
+    it from a worker thread); None when it was stopped before it generated anything.
+
+    Args:
+        offset: where in the run's events the evaluation was started.
+    """
+    events, _ = backend.read_events(run_dir, offset)
+    return rows_kept(events, partial(backend.eval_rows_kept, run_dir))
 
 
 def progress_text(event: dict[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """Evaluation: base zero-shot, base few-shot and fine-tuned on held-out examples.
 
 - `launch`: one evaluation per run, in this process or detached (`python -m engine.eval`);
+- `events`: its `eval_*` events read back: a batch's news, whether an end was a stop, and
+  the rows a stopped evaluation kept;
 - `plan`: the held-out data, the systems and the weights each needs;
 - `runner`: the `Evaluation` itself (generate, losses, probes, judge, summary), resumable;
 - `options`, `sets`, `store`: its settings, its held-out set (split or test file), its files;
@@ -17,6 +19,7 @@ engine.train or engine.runs.
 __all__ = [
     "answer_digest",
     "baseline",
+    "events",
     "generate",
     "launch",
     "memorisation",
