@@ -58,7 +58,7 @@ class PlaygroundScreen(WizardScreen):
         Binding("escape", "stop", "Stop"),
         Binding("escape", "back", "Back"),
         Binding("ctrl+l", "clear", "Clear"),
-        Binding("ctrl+g", "settings", "Sampling"),
+        Binding("ctrl+g", "settings", "Settings"),
         Binding("ctrl+r", "reload", "Reload model"),
     ]
 
