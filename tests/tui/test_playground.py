@@ -135,11 +135,12 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
 
         await send(pilot, screen, "My invoice is wrong.")
         await send(pilot, screen, "And the app crashes.")
+        histories = screen.conversation.histories
         for side in ("base", "tuned"):
             shown = turns(screen, side)
             assert shown[0] == "My invoice is wrong." and shown[2] == "And the app crashes."
-            assert [m["role"] for m in screen.histories[side]] == ["user", "assistant"] * 2
-        assert screen.histories["base"][1] != screen.histories["tuned"][1]  # the adapter shows
+            assert [m["role"] for m in histories[side]] == ["user", "assistant"] * 2
+        assert histories["base"][1] != histories["tuned"][1]  # the adapter shows
         assert "12 tokens" in str(screen.query(".turn.-assistant").last().border_subtitle)
 
         # A long answer streams (text shows before it is done) and escape stops it.
@@ -157,9 +158,10 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert turns(screen, "base") == turns(screen, "tuned") == []
-        assert screen.histories == {"base": [], "tuned": []}
+        assert screen.conversation.histories == {"base": [], "tuned": []}
         await send(pilot, screen, "Hello again.")
-        assert len(screen.histories["tuned"]) == 2  # the process still answers after a clear
+        tuned = screen.conversation.histories["tuned"]
+        assert len(tuned) == 2  # the process still answers after a clear
     assert screen.client is not None and screen.client.process is not None
     assert screen.client.process.poll() is not None  # quitting the app ended the process
 
@@ -206,7 +208,7 @@ async def test_a_model_that_does_not_load_is_an_error_dialog() -> None:
         assert "Could not load the model" in str(screen.query_one("#pg-status").content)
         screen.query_one("#pg-prompt", Input).value = "hello?"
         await pilot.press("enter")
-        assert screen.pending == set()  # nothing was sent to a model that is not there
+        assert screen.conversation.pending == set()  # nothing was sent to a model not there
 
 
 async def test_the_settings_dialog_checks_and_applies_values() -> None:

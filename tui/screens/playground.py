@@ -3,8 +3,10 @@
 The model runs in a child process (engine.playground.server, through tui.playground_client) that
 loads the base weights once, with the run's adapter beside them. Enter sends the prompt
 to both sides; each side keeps its own history of its own answers, so a second turn
-continues two different conversations. A thread worker reads the child's events and
-batches tokens (FLUSH_S), so the transcripts redraw a few times a second over SSH.
+continues two different conversations (tui.playground_session.Conversation). A thread
+worker reads the child's events with their tokens batched (FLUSH_S,
+tui.playground_session.batch_tokens), so the transcripts redraw a few times a second
+over SSH.
 
 Which model: the wizard's run (Train step, or a run opened from Runs); without one, the
 newest run that has an adapter; without any, the wizard's model alone.
@@ -31,11 +33,9 @@ from engine.playground.server import SIDES, PlaygroundTarget
 from tui.dialogs.generation_settings import GenerationSettingsDialog
 from tui.paths import stylesheet
 from tui.playground_client import PlaygroundClient
+from tui.playground_session import Conversation, StreamedText, batch_tokens
 from tui.screens.base import WizardScreen
 from tui.widgets.transcript import Transcript, answer_line
-
-FLUSH_S = 0.15
-"""Streamed text is handed to the transcripts at most this often (about 7 redraws/s)."""
 
 
 def model_label(model: str) -> str:
@@ -87,10 +87,7 @@ class PlaygroundScreen(WizardScreen):
         self.load_failed = False
         """The process said it cannot load the model (its exit then needs no second word)."""
         self.settings = PLAYGROUND
-        self.histories: dict[str, list[dict[str, str]]] = {side: [] for side in SIDES}
-        self.pending: set[tuple[int, str]] = set()
-        """(turn, side) of the answers asked for and not done yet."""
-        self.turn = 0
+        self.conversation = Conversation()
         self.loading_since = 0.0
         self.loading_stage = ""
         self._clock: Timer | None = None
@@ -125,7 +122,7 @@ class PlaygroundScreen(WizardScreen):
 
     @property
     def busy(self) -> bool:
-        return bool(self.pending)
+        return self.conversation.busy
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
@@ -179,26 +176,11 @@ class PlaygroundScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def follow(self, client: PlaygroundClient) -> None:
         """Read the child's events; tokens are batched per answer, at most every FLUSH_S."""
-        buffered: dict[tuple[Any, str], list[str]] = {}
-        flushed = time.monotonic()
-
-        def flush() -> None:
-            for (id_, side), pieces in buffered.items():
-                self.post_message(self.Streamed(client, id_, side, "".join(pieces)))
-            buffered.clear()
-
-        for event in client.events():
-            if event.get("type") == "token":
-                buffered.setdefault((event.get("id"), str(event.get("side"))), []).append(
-                    str(event.get("text", ""))
-                )
-                if time.monotonic() - flushed >= FLUSH_S:
-                    flush()
-                    flushed = time.monotonic()
+        for item in batch_tokens(client.events()):
+            if isinstance(item, StreamedText):
+                self.post_message(self.Streamed(client, item.id, item.side, item.text))
             else:
-                flush()
-                self.post_message(self.ModelEvent(client, event))
-        flush()
+                self.post_message(self.ModelEvent(client, item))
 
     def _tick(self) -> None:
         """While loading: `Loading smollm2-135m … 4 s` (the stage when there is one)."""
@@ -217,7 +199,7 @@ class PlaygroundScreen(WizardScreen):
 
     @on(Streamed)
     def streamed(self, message: Streamed) -> None:
-        if message.client is self.client and (message.id, message.side) in self.pending:
+        if message.client is self.client and self.conversation.awaits(message.id, message.side):
             self.transcript(message.side).append(message.text)
 
     @on(ModelEvent)
@@ -265,14 +247,10 @@ class PlaygroundScreen(WizardScreen):
         self.transcript("tuned").note(reason)
 
     def _done(self, event: dict[str, Any]) -> None:
-        key = (event.get("id"), str(event.get("side")))
-        if key not in self.pending:
+        side, text = str(event.get("side")), str(event.get("text", ""))
+        if not self.conversation.answered(event.get("id"), side, text):
             return  # an answer of a conversation cleared since
-        self.pending.discard(key)
-        side = key[1]
-        text = str(event.get("text", ""))
         self.transcript(side).finish(text, answer_line(event))
-        self.histories[side].append({"role": "assistant", "content": text.strip()})
         self.refresh_bindings()
 
     def _error(self, event: dict[str, Any]) -> None:
@@ -284,21 +262,17 @@ class PlaygroundScreen(WizardScreen):
             self._status(f"Could not load the model: {message}", error=True)
             self.tunedeck.show_error(TunedeckError(message, hint))
             return
-        key = (event.get("id"), str(event.get("side")))
-        if key in self.pending:
-            self.pending.discard(key)
-            history = self.histories[key[1]]
-            if history and history[-1]["role"] == "user":
-                history.pop()  # the question stays on screen, not in what the model sees
+        side = str(event.get("side"))
+        # An awaited answer failed: its question stays on screen, not in what the model sees.
+        if self.conversation.failed(event.get("id"), side):
             self.refresh_bindings()
-        side = key[1] if key[1] in SIDES else "base"
+        side = side if side in SIDES else "base"
         self.transcript(side).note(f"{message}" + (f" — {hint}" if hint else ""), error=True)
 
     def _exited(self, event: dict[str, Any]) -> None:
         self.ready = False
-        for _, side in self.pending:
+        for side in self.conversation.abandon():
             self.transcript(side).note("(the model process ended)", error=True)
-        self.pending.clear()
         self.refresh_bindings()
         if self.load_failed:
             return  # the error dialog said why already
@@ -337,18 +311,17 @@ class PlaygroundScreen(WizardScreen):
     def ask(self, text: str) -> None:
         """Send `text` as the next user turn to both sides (base only without adapter)."""
         assert self.client is not None
-        self.turn += 1
+        turn = self.conversation.next_turn()
         system = self.query_one("#pg-system", Input).value
         for side in SIDES if self.tuned else ("base",):
-            self.histories[side].append({"role": "user", "content": text})
+            messages = self.conversation.ask(side, text)
             transcript = self.transcript(side)
             transcript.add_user(text)
             transcript.start_answer()
-            self.pending.add((self.turn, side))
             try:
-                self.client.generate(self.turn, side, system, self.histories[side], self.settings)
+                self.client.generate(turn, side, system, messages, self.settings)
             except TunedeckError as exc:
-                self.pending.clear()
+                self.conversation.abandon()
                 self.tunedeck.show_error(exc)
                 break
         self.refresh_bindings()
@@ -372,8 +345,7 @@ class PlaygroundScreen(WizardScreen):
         self.query_one("#pg-prompt", Input).focus()
 
     def _reset_conversation(self) -> None:
-        self.pending.clear()
-        self.histories = {side: [] for side in SIDES}
+        self.conversation.reset()
         for side in SIDES:
             self.transcript(side).clear()
         self.refresh_bindings()
