@@ -7,9 +7,9 @@ engine's protocols, tui.backend), so tests can inject a fake; it calls it only i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
-import asyncio
 from pathlib import Path
 
 from textual.app import App
@@ -19,7 +19,7 @@ from textual.reactive import var
 from engine.config.build import with_overrides
 from engine.core.events import ACTIVE_STATES
 from engine.core.paths import sample_data_dir
-from tui.backend import Backend, EvalBackend, RunsBackend
+from tui.backend import Backend
 from tui.backend_engine import EngineBackend
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
@@ -178,12 +178,11 @@ class TunedeckApp(App[None]):
     def _busy_runs(self, evaluations: bool = True) -> tuple[list[str], list[str]]:
         """Ids of the runs training, and of those being evaluated (not looked for without
         `evaluations`). Reads run directories: call it in a thread."""
-        backend: RunsBackend & EvalBackend = self.backend
-        runs = backend.list_runs()
+        runs = self.backend.list_runs()
         running = [info.id for info in runs if info.state in ACTIVE_STATES]
         if not evaluations:
             return running, []
-        return running, [info.id for info in runs if backend.eval_running(info.dir)]
+        return running, [info.id for info in runs if self.backend.eval_running(info.dir)]
 
     async def action_quit(self) -> None:
         running, evaluating = await asyncio.to_thread(self._busy_runs)

@@ -1,4 +1,4 @@
-"""End to end: the Evaluate screen's controls on a tiny trained run (real Backend, real
+"""End to end: the Evaluate screen's controls on a tiny trained run (real EngineBackend, real
 detached evaluation process, no fakes): ctrl+x stops an evaluation that `e` then
 continues without redoing a row, and an evaluation started from the Eval settings with a
 judge on the loopback chat server shows the judge's win rate in the summary."""
@@ -22,7 +22,7 @@ from tests.integration.test_evaluate import (  # noqa: F401
 )
 from tests.tui.conftest import SIZE, wait_until
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend_engine import EngineBackend
 from tui.dialogs.eval_settings import EvalSettingsDialog
 from tui.screens.evaluate import EvaluateScreen
 from tui.widgets.eval_summary import EvalSummary
@@ -59,7 +59,7 @@ async def test_ctrl_x_stops_and_e_continues_without_redoing_rows(
 ) -> None:
     run = copy_run(trained_run, tmp_path)
     save_options(run, SLOW)  # the run's eval settings: `e` uses them
-    app = TunedeckApp(Backend(), run / "data" / "train.jsonl", "tiny", run)
+    app = TunedeckApp(EngineBackend(), run / "data" / "train.jsonl", "tiny", run)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_evaluate(app)
         await wait_until(pilot, lambda: screen.options == SLOW, 30)
@@ -94,7 +94,7 @@ async def test_a_judge_set_in_the_settings_judges_over_loopback(
     tmp_path: Path,
 ) -> None:
     run = copy_run(evaluated_run, tmp_path)  # rows of every system: only the judge runs
-    app = TunedeckApp(Backend(), run / "data" / "train.jsonl", "tiny", run)
+    app = TunedeckApp(EngineBackend(), run / "data" / "train.jsonl", "tiny", run)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_evaluate(app)
         await wait_until(pilot, lambda: screen.table is not None, 30)

@@ -1,5 +1,5 @@
 """End to end: the Evaluate screen starts a real detached evaluation of a tiny trained run,
-follows its events and shows the table (real Backend, real model, no fakes)."""
+follows its events and shows the table (real EngineBackend, real model, no fakes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.integration.test_evaluate import copy_run, data_file, trained_run  # noqa: F401
 from tests.tui.conftest import SIZE, wait_until
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend_engine import EngineBackend
 from tui.screens.evaluate import EvaluateScreen
 from tui.widgets.eval_table import EvalTableView
 
@@ -18,7 +18,7 @@ async def test_e_evaluates_the_run_and_shows_the_table(
     tmp_path: Path,
 ) -> None:
     run = copy_run(trained_run, tmp_path)
-    app = TunedeckApp(Backend(), run / "data" / "train.jsonl", "tiny", run)
+    app = TunedeckApp(EngineBackend(), run / "data" / "train.jsonl", "tiny", run)
     async with app.run_test(size=SIZE) as pilot:
         await app.switch_mode("evaluate")
         screen = app.screen

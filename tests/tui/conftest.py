@@ -1,15 +1,17 @@
 """A fake backend for Pilot and snapshot tests: real dataset work, scripted models and runs.
 
-Linting, loading and splitting the sample data are real (cheap, no torch). Token counts,
-models and runs are scripted so that tests are fast and screens are deterministic: no
-child processes, no timestamps, fixed run ids.
+`FakeBackend` implements the protocols of tui.backend; it is no engine backend. Token
+counts, models and runs are scripted so that tests are fast and screens are deterministic:
+no child processes, no timestamps, fixed run ids. The calls that stay real (linting,
+loading and splitting the sample data, configs, evaluation and review files, exports)
+are handed, one by one, to the `EngineBackend` it holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,19 +20,29 @@ import pytest
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from engine.config.build import TrainConfig, with_overrides
+from engine.core.control import Action
 from engine.core.errors import TunedeckError
 from engine.core.events import RunStatus
-from engine.data.formats import load_examples
+from engine.data.formats import Example, LoadedDataset, load_examples
 from engine.data.lint.findings import sort_key
-from engine.data.lint.linter import Finding, lint_file
+from engine.data.lint.linter import Finding, FixResult, LintReport, lint_file
+from engine.data.split import SplitResult
+from engine.eval.options import EvalOptions
+from engine.eval.review import AbPair, AbStats, EvalTable
+from engine.eval.store import VALIDATION
+from engine.export.exporter import ExportKind, ExportResult
+from engine.export.gguf.options import Quant
 from engine.model.resolve import ModelInfo
+from engine.playground.server import PlaygroundTarget
 from engine.runs.admin import Deletion
 from engine.runs.compare import Comparison, build_comparison
 from engine.runs.store import RunInfo, RunStateError
 from tests.conftest import REPO_ROOT
 from tests.tiny_model import SMOLLM2_135M_CONFIG
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend import Backend, ProgressFn
+from tui.backend_engine import EngineBackend, playground_target
+from tui.playground_client import PlaygroundClient
 from tui.token_survey import TokenSurvey
 
 SAMPLE = REPO_ROOT / "sample_data" / "support_tickets.jsonl"
@@ -115,11 +127,12 @@ def scripted_events(upto: int, overfit: bool = False) -> list[dict[str, Any]]:
     return events
 
 
-class FakeBackend(Backend):
-    """Real dataset work; scripted token counts, models and runs."""
+class FakeBackend:
+    """Real dataset work; scripted token counts, models and runs (a `tui.backend.Backend`)."""
 
     def __init__(self, fail_prepare: bool = False) -> None:
-        super().__init__()
+        self.engine = EngineBackend()
+        """What the calls that stay real are handed to."""
         self.fail_prepare = fail_prepare
         self.prepared: list[str] = []
         self.requests: list[tuple[str, str]] = []
@@ -133,7 +146,24 @@ class FakeBackend(Backend):
             ModelInfo("tiny-local", "converted", True, "ready", "/models/tiny-local"),
         ]
 
-    # -- data: tokens are counted as bytes / 4 (deterministic, no tokenizer) -------------
+    # -- data: real, except that tokens are counted as bytes / 4 (no tokenizer) -----------
+
+    def lint(self, path: Path, progress: Callable[[float], None]) -> LintReport:
+        return self.engine.lint(path, progress)
+
+    def load_dataset(self, path: Path) -> LoadedDataset:
+        return self.engine.load_dataset(path)
+
+    def read_source_line(self, path: Path, line: int) -> str | None:
+        return self.engine.read_source_line(path, line)
+
+    def write_cleaned_copy(self, path: Path, out: Path) -> FixResult:
+        return self.engine.write_cleaned_copy(path, out)
+
+    def preview_split(
+        self, path: Path, val_fraction: float, seed: int, val_file: Path | None
+    ) -> SplitResult:
+        return self.engine.preview_split(path, val_fraction, seed, val_file)
 
     def survey_tokens(
         self, path: Path, model: str, max_seq_len: int, progress: Callable[[str, float], None]
@@ -156,7 +186,7 @@ class FakeBackend(Backend):
         report = replace(report, findings=tuple(sorted(findings, key=sort_key)))
         return TokenSurvey(model, max_seq_len, lengths, False, report)
 
-    # -- models ------------------------------------------------------------------------------
+    # -- models: scripted; configs: real --------------------------------------------------
 
     def list_models(self) -> list[ModelInfo]:
         return list(self.models)
@@ -179,7 +209,13 @@ class FakeBackend(Backend):
     def throughput(self, device: str) -> float | None:
         return 80e9  # the same figure on every machine: snapshots must not vary
 
-    # -- runs --------------------------------------------------------------------------------
+    def save_config(self, cfg: TrainConfig, path: Path) -> None:
+        self.engine.save_config(cfg, path)
+
+    def load_config(self, path: Path) -> TrainConfig:
+        return self.engine.load_config(path)
+
+    # -- runs: scripted (FakeRun), except creating a run and starting a created one -------
 
     def add_run(self, run_id: str, state: str = "running", **kwargs: Any) -> FakeRun:
         run_dir = Path("/fake-runs") / run_id
@@ -210,14 +246,11 @@ class FakeBackend(Backend):
         lines = self.runs[run_dir].log
         return list(lines[offset:]), len(lines)
 
-    def request(self, run_dir: Path, action: Any) -> None:
+    def request(self, run_dir: Path, action: Action) -> None:
         run = self.runs[run_dir]
         if run.state not in ("running", "queued"):
             raise RunStateError(f"run {run_dir.name} is {run.state}; `{action}` needs a worker")
         self.requests.append((run_dir.name, action))
-
-    def eval_running(self, run_dir: Path) -> bool:
-        return run_dir in self.evaluating
 
     def resume_run(self, run_dir: Path) -> None:
         self.resumed.append(run_dir.name)
@@ -240,6 +273,102 @@ class FakeBackend(Backend):
         deletion = self.check_deletable(run_dir)
         del self.runs[run_dir]
         return deletion
+
+    def create_run(self, cfg: TrainConfig, reasons: Mapping[str, str] | None = None) -> Path:
+        return self.engine.create_run(cfg, reasons)
+
+    def same_data_and_model(self, run_dir: Path, cfg: TrainConfig) -> bool:
+        return self.engine.same_data_and_model(run_dir, cfg)
+
+    def start_created_run(
+        self, run_dir: Path, cfg: TrainConfig, reasons: Mapping[str, str] | None = None
+    ) -> RunInfo:
+        return self.engine.start_created_run(run_dir, cfg, reasons)
+
+    # -- evaluation: `evaluating` is scripted, the rest real ------------------------------
+
+    def eval_running(self, run_dir: Path) -> bool:
+        return run_dir in self.evaluating
+
+    def start_eval(self, run_dir: Path, options: EvalOptions | None = None) -> int:
+        return self.engine.start_eval(run_dir, options)
+
+    def stop_eval(self, run_dir: Path) -> bool:
+        return self.engine.stop_eval(run_dir)
+
+    def start_baseline(self, run_dir: Path) -> int:
+        return self.engine.start_baseline(run_dir)
+
+    def eval_adapters(self, run_dir: Path) -> tuple[bool, list[int]]:
+        return self.engine.eval_adapters(run_dir)
+
+    def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
+        return self.engine.load_eval_options(run_dir)
+
+    def save_eval_options(self, run_dir: Path, options: EvalOptions) -> None:
+        self.engine.save_eval_options(run_dir, options)
+
+    def eval_rows_kept(
+        self, run_dir: Path, systems: list[str], examples: int | None, eval_set: str | None = None
+    ) -> int:
+        return self.engine.eval_rows_kept(run_dir, systems, examples, eval_set)
+
+    # -- review: real (the files of runs in real directories) -----------------------------
+
+    def chosen_eval_set(self, run_dir: Path) -> str:
+        return self.engine.chosen_eval_set(run_dir)
+
+    def load_eval_table(self, run_dir: Path, eval_set: str = VALIDATION) -> EvalTable:
+        return self.engine.load_eval_table(run_dir, eval_set)
+
+    def review_summary(
+        self, run_dir: Path, against: str, eval_set: str | None = None
+    ) -> dict[str, Any]:
+        return self.engine.review_summary(run_dir, against, eval_set)
+
+    def set_mark(
+        self,
+        run_dir: Path,
+        index: int,
+        mark: Any = "keep",
+        note: str | None = None,
+        eval_set: str | None = None,
+    ) -> dict[str, Any]:
+        return self.engine.set_mark(run_dir, index, mark, note, eval_set)
+
+    def ab_stats(self, run_dir: Path, against: str, eval_set: str | None = None) -> AbStats:
+        return self.engine.ab_stats(run_dir, against, eval_set)
+
+    def record_preference(
+        self, run_dir: Path, pair: AbPair, preferred: str, against: str, eval_set: str | None = None
+    ) -> AbStats:
+        return self.engine.record_preference(run_dir, pair, preferred, against, eval_set)
+
+    def export_review(self, run_dir: Path, eval_set: str | None = None) -> Path:
+        return self.engine.export_review(run_dir, eval_set)
+
+    # -- playground: the newest of the scripted runs; the model process is real ----------
+
+    def playground_target(
+        self, run_dir: Path | None, model: str, examples: Sequence[Example]
+    ) -> PlaygroundTarget:
+        return playground_target(run_dir, model, examples, self.list_runs)
+
+    def open_playground(self, target: PlaygroundTarget) -> PlaygroundClient:
+        return self.engine.open_playground(target)
+
+    # -- export: real ------------------------------------------------------------------------
+
+    def has_adapter(self, run_dir: Path) -> bool:
+        return self.engine.has_adapter(run_dir)
+
+    def export_run(
+        self, run_dir: Path, out: Path, kind: ExportKind, quant: Quant, progress: ProgressFn
+    ) -> ExportResult:
+        return self.engine.export_run(run_dir, out, kind, quant, progress)
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
 
 
 @pytest.fixture

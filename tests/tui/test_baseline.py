@@ -23,7 +23,7 @@ from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.integration.test_evaluate import data_file  # noqa: F401
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, FakeRun, settle, wait_until
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend_engine import EngineBackend
 from tui.dialogs.error import ErrorDialog
 from tui.screens.baseline import BaselineScreen
 from tui.screens.hparams import HyperparamsScreen
@@ -285,7 +285,7 @@ async def test_a_real_baseline_of_the_tiny_model_then_its_run_trains(
     tiny_model_dir: Path,
     data_file: Path,  # noqa: F811
 ) -> None:
-    app = TunedeckApp(Backend(), data_file, str(tiny_model_dir))
+    app = TunedeckApp(EngineBackend(), data_file, str(tiny_model_dir))
     app.backend.survey_tokens = FakeBackend().survey_tokens  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "data" in app.steps_done, timeout=60)

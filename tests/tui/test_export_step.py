@@ -17,7 +17,7 @@ from engine.export.gguf.options import Quant
 from engine.runs.store import create_run
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, wait_until
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend_engine import EngineBackend
 from tui.dialogs.error import ErrorDialog
 from tui.screens.export import ExportScreen, human_size, next_quant, suggest_out
 
@@ -189,7 +189,7 @@ async def test_a_real_adapter_export_through_the_child_process(tmp_path: Path) -
     (run / "adapter").mkdir()
     for name, data in ADAPTER_FILES.items():
         (run / "adapter" / name).write_bytes(data)
-    backend = Backend()
+    backend = EngineBackend()
     app = TunedeckApp(backend, SAMPLE, "smollm2-135m", run=run)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.app.switch_mode("export")

@@ -20,7 +20,7 @@ from engine.playground.server import PlaygroundTarget
 from tests.engine.test_playground import make_adapter_run
 from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, settle, wait_until
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend_engine import EngineBackend
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.generation_settings import GenerationSettingsDialog
 from tui.playground_client import PlaygroundClient
@@ -124,7 +124,7 @@ async def test_two_turns_with_the_real_model_then_stop_and_clear(
     config = json.loads((model_dir / "config.json").read_text())
     (model_dir / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))
     run_dir = make_adapter_run(model_dir, tmp_path)
-    app = TunedeckApp(Backend(), SAMPLE, str(model_dir))
+    app = TunedeckApp(EngineBackend(), SAMPLE, str(model_dir))
     async with app.run_test(size=SIZE) as pilot:
         app.wizard.run_dir = run_dir
         screen = await open_playground(pilot)

@@ -14,7 +14,7 @@ from textual.widgets import Input
 from engine.runs.store import run_info
 from tests.tui.conftest import SAMPLE, SIZE, settle, wait_until
 from tui.app import TunedeckApp
-from tui.backend import Backend
+from tui.backend_engine import EngineBackend
 from tui.dialogs.confirm import ConfirmDialog
 from tui.screens.hparams import HyperparamsScreen
 from tui.screens.train import TrainScreen
@@ -68,7 +68,7 @@ def run_fields(max_steps: int, eval_steps: int) -> dict[str, str]:
 async def test_the_wizard_trains_the_sample_data_through_a_real_detached_run(
     tiny_model_dir: Path,
 ) -> None:
-    app = TunedeckApp(Backend(), SAMPLE, str(tiny_model_dir))
+    app = TunedeckApp(EngineBackend(), SAMPLE, str(tiny_model_dir))
     async with app.run_test(size=SIZE) as pilot:
         screen = await to_train_step(app, pilot, run_fields(max_steps=8, eval_steps=4))
         await pilot.press("s")
@@ -96,7 +96,7 @@ could all finish while the quit dialog was answered)."""
 async def test_quitting_mid_run_then_reattaching_shows_old_and_new_points(
     tiny_model_dir: Path,
 ) -> None:
-    first = TunedeckApp(Backend(), SAMPLE, str(tiny_model_dir))
+    first = TunedeckApp(EngineBackend(), SAMPLE, str(tiny_model_dir))
     async with first.run_test(size=SIZE) as pilot:
         screen = await to_train_step(
             first,
@@ -115,7 +115,7 @@ async def test_quitting_mid_run_then_reattaching_shows_old_and_new_points(
     assert first.left_running == [run_dir.name]
     assert run_info(run_dir).state == "running"  # quitting the app did not stop the run
 
-    second = TunedeckApp(Backend(), SAMPLE, str(tiny_model_dir), run=run_dir)
+    second = TunedeckApp(EngineBackend(), SAMPLE, str(tiny_model_dir), run=run_dir)
     async with second.run_test(size=SIZE) as pilot:
         screen = second.screen
         assert isinstance(screen, TrainScreen)

@@ -41,6 +41,9 @@ class WizardScreen(Screen[None]):
 
     @property
     def backend(self) -> Backend:
+        """The engine (tui.backend). Call it only in worker threads: each call may block.
+        Where a screen calls it, a local typed with the domain protocol (`RunsBackend`,
+        ...) says which part of the engine the screen uses."""
         return self.tunedeck.backend
 
     def compose(self) -> ComposeResult:
