@@ -13,15 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.eval.events import EvalNews, RowsKept, eval_news, rows_kept
 from engine.eval.options import system_title
+from tui.backend import EvalBackend, RunsBackend
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from tui.backend import Backend
 
 POLL_S = 0.5
 """How often the follower reads new events: at most two redraws a second."""
@@ -31,8 +30,13 @@ START_GRACE_POLLS = 20
 __all__ = ["EvalNews", "follow_eval", "progress_text", "stop_outcome"]
 
 
+class FollowBackend(RunsBackend, EvalBackend, Protocol):
+    """What following an evaluation asks of the backend: the run's events, and whether
+    (and how far) its evaluation runs."""
+
+
 def follow_eval(
-    backend: Backend,
+    backend: FollowBackend,
     run_dir: Path,
     offset: int,
     report: Callable[[EvalNews], None],
@@ -58,7 +62,7 @@ def follow_eval(
         time.sleep(POLL_S)
 
 
-def stop_outcome(backend: Backend, run_dir: Path, offset: int) -> RowsKept | None:
+def stop_outcome(backend: FollowBackend, run_dir: Path, offset: int) -> RowsKept | None:
     """Rows a stopped evaluation left on disk, of all it meant to generate (blocks: call
     it from a worker thread); None when it was stopped before it generated anything.
 

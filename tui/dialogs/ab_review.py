@@ -6,7 +6,8 @@ reference stays hidden until asked for (`r`), and hides again at the next pair, 
 it does not sway a judgement it is not part of. Everything scrolls at 80x24.
 
 The screen hands the dialog its pairs, the rows they come from, and a `record` function
-(it saves the preference and returns the updated statistics): the dialog touches no files.
+(it has the preference saved in a worker thread, which then hands the updated statistics
+to `show_stats`): the dialog touches no files.
 
 BINDINGS: 1 left is better, 2 right is better, t tie, r show / hide the reference,
 escape stops.
@@ -14,20 +15,22 @@ escape stops.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Collapsible, Static
 
 from engine.eval.review import AbPair, AbStats, EvalRow
 from tui.paths import stylesheet
 
-RecordFn = Callable[[AbPair, str], AbStats]
-"""Saves one preference ("left" / "right" / "tie"); returns the win rate so far."""
+RecordFn = Callable[[AbPair, str], None]
+"""Has one preference ("left" / "right" / "tie") saved; the win rate comes to `show_stats`."""
 SYSTEM_CHARS = 48
 """Characters of the system prompt in its collapsed title (fits 80 columns)."""
 TURN_CHARS = 100
@@ -172,12 +175,17 @@ class AbReviewDialog(ModalScreen[int]):
         pair = self.pair
         if pair is None:
             return
-        # One appended, fsynced line: fast enough to do on the keystroke.
-        self.stats = self.record(pair, preferred)
+        self.record(pair, preferred)
         self.recorded += 1
         self.position += 1
         self.show_reference = False  # each judgement starts blind to the reference
         self._show()
+
+    def show_stats(self, stats: AbStats) -> None:
+        """The win rate so far (once the screen's worker has saved a preference)."""
+        self.stats = stats
+        with contextlib.suppress(NoMatches):  # the dialog may be closed by now
+            self.query_one("#ab-stats", Static).update(stats_line(stats))
 
     def action_done(self) -> None:
         self.dismiss(self.recorded)

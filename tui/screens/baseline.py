@@ -27,8 +27,9 @@ from engine.eval.baseline import baseline_verdict
 from engine.eval.options import BASE_SYSTEMS
 from engine.eval.review import EvalTable
 from engine.runs.store import CREATED
+from tui.backend import EvalBackend, ReviewBackend, RunsBackend
 from tui.dialogs.error import ErrorDialog
-from tui.eval_follow import EvalNews, follow_eval, progress_text
+from tui.eval_follow import EvalNews, FollowBackend, follow_eval, progress_text
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.eval_summary import EvalSummary
@@ -113,13 +114,12 @@ class BaselineScreen(WizardScreen):
         elif self.wizard.run_dir is None:
             self._status("Not run yet: b runs it, s skips it.")
         run_dir = self.wizard.run_dir
-        if run_dir != self.run_dir:
+        changed = run_dir != self.run_dir
+        if changed:
             self.run_dir, self.running, self.has_results = run_dir, False, False
             self.query_one("#baseline-summary").display = False
-            if run_dir is not None and self.backend.eval_running(run_dir):
-                self._following(run_dir, 0)
         if run_dir is not None and not self.running:
-            self.load(run_dir, self.wizard.run_config())
+            self.load(run_dir, self.wizard.run_config(), follow=changed)
         self._show_note()
         self._update_done()
 
@@ -181,19 +181,23 @@ class BaselineScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
     def start(self, cfg: TrainConfig, current: Path | None) -> None:
         """Reuse the wizard's run when it still fits, else create one; start the eval."""
+        runs: RunsBackend = self.backend
+        evals: EvalBackend = self.backend
         run_dir = current if current is not None and self._reusable(current, cfg) else None
         if run_dir is None:
-            run_dir = self.backend.create_run(cfg, self.wizard.reasons())
+            run_dir = runs.create_run(cfg, self.wizard.reasons())
         self.post_message(self.RunChosen(run_dir))
-        _, offset = self.backend.read_events(run_dir, 0)
-        self.backend.start_baseline(run_dir)
+        _, offset = runs.read_events(run_dir, 0)
+        evals.start_baseline(run_dir)
         self.post_message(self.BaselineStarted(run_dir, offset))
 
     def _reusable(self, run_dir: Path, cfg: TrainConfig) -> bool:
-        """A started run keeps its baseline; a created one only for the same data and model."""
-        if self.backend.run_info(run_dir).state != CREATED:
+        """A started run keeps its baseline; a created one only for the same data and model
+        (a worker's: it reads the run)."""
+        runs: RunsBackend = self.backend
+        if runs.run_info(run_dir).state != CREATED:
             return True
-        return self.backend.same_data_and_model(run_dir, cfg)
+        return runs.same_data_and_model(run_dir, cfg)
 
     @on(Worker.StateChanged)
     def _start_failed(self, event: Worker.StateChanged) -> None:
@@ -230,11 +234,12 @@ class BaselineScreen(WizardScreen):
     def follow(self, run_dir: Path, offset: int) -> None:
         """Tail the evaluation's events until it ends (or its process dies)."""
         worker = get_current_worker()
+        backend: FollowBackend = self.backend
 
         def report(news: EvalNews) -> None:
             self.post_message(self.EvalRead(run_dir, news))
 
-        follow_eval(self.backend, run_dir, offset, report, lambda: worker.is_cancelled)
+        follow_eval(backend, run_dir, offset, report, lambda: worker.is_cancelled)
 
     @on(EvalRead)
     def eval_read(self, message: EvalRead) -> None:
@@ -265,8 +270,13 @@ class BaselineScreen(WizardScreen):
 
     def action_stop(self) -> None:
         if self.running and self.run_dir is not None:
-            self.backend.stop_eval(self.run_dir)
+            self.stop(self.run_dir)
             self.notify("Stopping after the current batch…")
+
+    @work(thread=True, group="stop", exit_on_error=False)
+    def stop(self, run_dir: Path) -> None:
+        evals: EvalBackend = self.backend
+        evals.stop_eval(run_dir)
 
     def action_skip(self) -> None:
         if self.running:
@@ -279,9 +289,16 @@ class BaselineScreen(WizardScreen):
     # -- the results ---------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load(self, run_dir: Path, cfg: TrainConfig) -> None:
-        """Read the run's stored evaluation, and whether it still fits the wizard's config."""
-        table = self.backend.load_eval_table(run_dir)
+    def load(self, run_dir: Path, cfg: TrainConfig, follow: bool = False) -> None:
+        """Read the run's stored evaluation, and whether it still fits the wizard's config;
+        with `follow` (a run the screen has not shown yet), follow its running evaluation
+        instead when there is one."""
+        evals: EvalBackend = self.backend
+        if follow and evals.eval_running(run_dir):
+            self.post_message(self.BaselineStarted(run_dir, 0))
+            return
+        review: ReviewBackend = self.backend
+        table = review.load_eval_table(run_dir)
         stale = not self._reusable(run_dir, cfg)
         self.post_message(self.TableLoaded(run_dir, table, stale))
 

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from engine.runs.compare import Comparison, config_rows, eval_rows
+from tui.backend import RunsBackend
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.compare_chart import CompareChart, RunCurves, series_key
@@ -76,7 +77,8 @@ class CompareScreen(WizardScreen):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def load(self) -> None:
         """Read every run's events, config and eval summary (files: off the event loop)."""
-        self.post_message(self.Loaded(self.backend.compare_runs(self.run_dirs)))
+        backend: RunsBackend = self.backend
+        self.post_message(self.Loaded(backend.compare_runs(self.run_dirs)))
 
     @on(Loaded)
     def show_comparison(self, message: Loaded) -> None:

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from engine.core.paths import sample_data_dir
 from engine.data.formats import LoadedDataset
 from engine.data.lint.linter import Finding, FixResult, LintReport
+from tui.backend import DataBackend
 from tui.dialogs.clean_copy import clean_copy_prompt, clean_copy_written
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog
@@ -130,8 +131,9 @@ class DataScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
     def inspect(self, path: Path) -> None:
         """Lint the file (with progress), then load its examples; off the event loop."""
-        report = self.backend.lint(path, lambda f: self.post_message(self.LintProgressed(f)))
-        dataset = None if report.unreadable else self.backend.load_dataset(path)
+        backend: DataBackend = self.backend
+        report = backend.lint(path, lambda f: self.post_message(self.LintProgressed(f)))
+        dataset = None if report.unreadable else backend.load_dataset(path)
         if not get_current_worker().is_cancelled:
             self.post_message(self.Inspected(path, report, dataset))
 
@@ -173,7 +175,8 @@ class DataScreen(WizardScreen):
         if key == self.token_key:
             return
         self.token_key = key
-        self.query_one(StatsPane).count(self.backend.survey_tokens, *key)
+        backend: DataBackend = self.backend  # the pane's worker calls it
+        self.query_one(StatsPane).count(backend.survey_tokens, *key)
 
     @on(StatsPane.TokensCounted)
     def show_tokens(self, message: StatsPane.TokensCounted) -> None:
@@ -212,8 +215,9 @@ class DataScreen(WizardScreen):
         """Gather the example (or source line) a finding is about; reading may take a while."""
         path, dataset = self.wizard.data_path, self.wizard.dataset
         examples = dataset.examples if dataset else []
+        backend: DataBackend = self.backend
         context = gather_context(
-            finding, examples, lambda line: self.backend.read_source_line(path, line)
+            finding, examples, lambda line: backend.read_source_line(path, line)
         )
         if not get_current_worker().is_cancelled:
             self.post_message(self.FindingLoaded(context, focus))
@@ -265,7 +269,8 @@ class DataScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="clean", exit_on_error=False)
     def write_clean_copy(self, path: Path, out: Path) -> None:
         """Write the copy off the event loop; errors reach the app's error dialog."""
-        self.post_message(self.CleanCopyWritten(self.backend.write_cleaned_copy(path, out)))
+        backend: DataBackend = self.backend
+        self.post_message(self.CleanCopyWritten(backend.write_cleaned_copy(path, out)))
 
     @on(CleanCopyWritten)
     def offer_clean_copy(self, message: CleanCopyWritten) -> None:

@@ -3,25 +3,32 @@
 A mixin of EvaluateScreen (tui/screens/evaluate.py), apart so that each file stays short.
 It works on the screen's run, table and review counts, and redraws through the screen's
 `_replace_row` and `_show_summary`. Each mark or note is one appended, fsynced line in
-the run's eval/ directory: saved at the keystroke.
+the run's eval/ directory: the row shows it at the keystroke, and a worker thread saves it
+(the backend is never called on the UI thread), after the changes made before it.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import work
 
-from engine.eval.review import AbPair, AbStats, EvalRow, EvalTable, ab_pair
+from engine.eval.review import AbPair, EvalRow, EvalTable, Mark, ab_pair
+from tui.backend_calls import OrderedCalls
 from tui.dialogs.ab_review import AbReviewDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.widgets.eval_table import EvalTableView
 
 if TYPE_CHECKING:
-    from tui.backend import Backend
+    from tui.backend import Backend, ReviewBackend
+
+ReviewCall = Callable[["ReviewBackend"], Any]
+"""A call of the review backend, made in a worker thread."""
 
 
 class ReviewKeys:
@@ -49,14 +56,32 @@ class ReviewKeys:
             return None
         return row
 
+    @cached_property
+    def _review_calls(self) -> OrderedCalls[ReviewBackend]:
+        """Marks, notes and A/B preferences reach the files in the order they were made."""
+        return OrderedCalls()
+
+    def _call_review(self, call: ReviewCall, then: Callable[[Any], None]) -> None:
+        """Make `call` in a worker thread, after the review calls asked for before it."""
+        self._review_calls.put(call, then)
+        self._make_review_calls(self._review_calls)
+
+    @work(thread=True, group="review", exit_on_error=False)
+    def _make_review_calls(self, calls: OrderedCalls[ReviewBackend]) -> None:
+        backend: ReviewBackend = self.backend
+        calls.run(backend, self.app)
+
     def action_mark(self, mark: str) -> None:
         row = self._current()
         if row is None or self.run_dir is None:
             return
-        new = None if row.mark == mark else mark  # the same key again clears the mark
-        # One appended, fsynced line: fast enough for the keystroke, and saved at once.
-        stored = self.backend.set_mark(self.run_dir, row.index, new)
-        self._replace_row(replace(row, mark=stored.get("mark"), note=stored.get("note", "")))
+        run_dir, index = self.run_dir, row.index
+        # The same key again clears the mark (the binding gives one of MARKS).
+        new = None if row.mark == mark else cast("Mark", mark)
+        # What set_mark stores (the note is kept), shown at the keystroke: the next key
+        # toggles from it. One appended, fsynced line, saved by a worker.
+        self._replace_row(replace(row, mark=new))
+        self._call_review(lambda backend: backend.set_mark(run_dir, index, new), _ignore)
         self._refresh_review()
 
     def action_note(self) -> None:
@@ -68,17 +93,24 @@ class ReviewKeys:
         def noted(text: str | None) -> None:
             if text is None:
                 return
-            stored = self.backend.set_mark(run_dir, row.index, note=text)
-            self._replace_row(replace(row, note=stored.get("note", "")))
+            self._replace_row(replace(row, note=text))  # what set_mark stores
+            self._call_review(lambda backend: backend.set_mark(run_dir, row.index, note=text),
+                              _ignore)  # fmt: skip
             self._refresh_review()
 
         prompt = PromptDialog(f"Note on example {row.index + 1}", "Note:", row.note)
         self.app.push_screen(prompt, noted)
 
     def _refresh_review(self) -> None:
+        """Count the marks again (after the review calls before it) and show the counts."""
         if self.table is not None and self.run_dir is not None:
-            self.review = self.backend.review_summary(self.run_dir, self.table.against)
-            self._show_summary()
+            run_dir, against = self.run_dir, self.table.against
+            self._call_review(lambda backend: backend.review_summary(run_dir, against),
+                              self._show_review)  # fmt: skip
+
+    def _show_review(self, review: dict[str, Any]) -> None:
+        self.review = review
+        self._show_summary()
 
     def action_ab(self) -> None:
         view = self.query_one(EvalTableView)
@@ -92,16 +124,18 @@ class ReviewKeys:
         if not pairs:
             self.notify("No example has both a fine-tuned and a base answer.", severity="warning")
             return
-        run_dir = self.run_dir
-        stats = self.backend.ab_stats(run_dir, self.table.against)
-        against = self.table.against
-
-        def record(pair: AbPair, side: str) -> AbStats:
-            return self.backend.record_preference(run_dir, pair, side, against)
-
+        run_dir, against = self.run_dir, self.table.against
         rows = {row.index: row for row in ordered}
-        dialog = AbReviewDialog(pairs, record, stats, rows)
+
+        def record(pair: AbPair, side: str) -> None:
+            self._call_review(
+                lambda backend: backend.record_preference(run_dir, pair, side, against),
+                dialog.show_stats,
+            )
+
+        dialog = AbReviewDialog(pairs, record, None, rows)
         self.app.push_screen(dialog, lambda _: self._refresh_review())
+        self._call_review(lambda backend: backend.ab_stats(run_dir, against), dialog.show_stats)
 
     def action_export(self) -> None:
         if self.table is None or self.run_dir is None or not self.table.rows:
@@ -112,5 +146,10 @@ class ReviewKeys:
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def export(self, run_dir: Path) -> None:
         """Write the review CSV (a worker: the table may be long)."""
-        path = self.backend.export_review(run_dir)
+        backend: ReviewBackend = self.backend
+        path = backend.export_review(run_dir)
         self.app.call_from_thread(self.notify, f"Review exported to {path}", title="Export")
+
+
+def _ignore(result: object) -> None:
+    """For a review call whose result the screen already shows."""

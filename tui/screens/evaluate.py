@@ -32,10 +32,11 @@ from engine.eval.events import RowsKept, ended_by_stop
 from engine.eval.options import TUNED, EvalOptions
 from engine.eval.review import FILTERS, EvalRow, EvalTable, filter_rows, sort_rows
 from engine.eval.store import VALIDATION
+from tui.backend import EvalBackend, ReviewBackend
 from tui.dialogs.eval_detail import EvalDetailDialog
 from tui.dialogs.eval_settings import EvalChoices, EvalSettingsDialog
 from tui.dialogs.prompt import PromptDialog
-from tui.eval_follow import EvalNews, follow_eval, progress_text, stop_outcome
+from tui.eval_follow import EvalNews, FollowBackend, follow_eval, progress_text, stop_outcome
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 from tui.screens.eval_review import ReviewKeys
@@ -135,19 +136,22 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
             self.run_dir = run_dir
             self.table, self.options, self.stopped = None, None, ""
             self._status(f"Run {run_dir.name}: reading its evaluation…")
-            self.load(run_dir)
-            if self.backend.eval_running(run_dir):
-                self._following(run_dir, offset=0)
+            self.load(run_dir, follow=True)
 
     # -- loading and evaluating -------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def load(self, run_dir: Path) -> None:
-        """Read the stored rows, marks, judge verdicts, summary and eval settings."""
-        eval_set = self.backend.chosen_eval_set(run_dir)
-        table = self.backend.load_eval_table(run_dir, eval_set)
-        review = self.backend.review_summary(run_dir, table.against, eval_set)
-        options = self.backend.load_eval_options(run_dir)
+    def load(self, run_dir: Path, follow: bool = False) -> None:
+        """Read the stored rows, marks, judge verdicts, summary and eval settings; with
+        `follow` (a run the screen has not shown yet), follow its running evaluation too."""
+        evals: EvalBackend = self.backend
+        if follow and evals.eval_running(run_dir):
+            self.app.call_from_thread(self._following, run_dir, 0)
+        backend: ReviewBackend = self.backend
+        eval_set = backend.chosen_eval_set(run_dir)
+        table = backend.load_eval_table(run_dir, eval_set)
+        review = backend.review_summary(run_dir, table.against, eval_set)
+        options = evals.load_eval_options(run_dir)
         self.post_message(self.TableLoaded(run_dir, table, review, options))
 
     @on(TableLoaded)
@@ -196,7 +200,8 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
     def open_settings(self, run_dir: Path) -> None:
         """Look for the run's adapters, then open the eval settings; Start starts."""
-        has_adapter, steps = self.backend.eval_adapters(run_dir)
+        evals: EvalBackend = self.backend
+        has_adapter, steps = evals.eval_adapters(run_dir)
         choices = EvalChoices(run_dir.name, has_adapter, tuple(steps))
         dialog = EvalSettingsDialog(self._eval_options() or EvalOptions(), choices)
 
@@ -214,11 +219,12 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
         Args:
             save: keep `options` as the run's eval settings first (kept even if it fails).
         """
+        backend: FollowBackend = self.backend
         if save and options is not None:
-            self.backend.save_eval_options(run_dir, options)
+            backend.save_eval_options(run_dir, options)
             self.app.call_from_thread(self.load, run_dir)  # the set chosen may be another
-        _, offset = self.backend.read_events(run_dir, 0)
-        self.backend.start_eval(run_dir, options)
+        _, offset = backend.read_events(run_dir, 0)
+        backend.start_eval(run_dir, options)
         self.app.call_from_thread(self._following, run_dir, offset)
 
     def _following(self, run_dir: Path, offset: int) -> None:
@@ -238,21 +244,23 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
     @work(thread=True, exclusive=True, group="stop", exit_on_error=False)
     def stop_eval(self, run_dir: Path) -> None:
         """Signal the evaluation process (SIGTERM); the follower sees it end."""
-        if not self.backend.stop_eval(run_dir):
+        evals: EvalBackend = self.backend
+        if not evals.stop_eval(run_dir):
             self.app.call_from_thread(self.notify, "The evaluation had already ended.")
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def follow(self, run_dir: Path, offset: int) -> None:
         """Tail eval events from `offset` until the evaluation ends (or its process dies)."""
         worker = get_current_worker()
+        backend: FollowBackend = self.backend
 
         def report(news: EvalNews) -> None:
             stopped = news.ended is not None and ended_by_stop(news.ended, self.stopping)
-            kept = stop_outcome(self.backend, run_dir, offset) if stopped else None
+            kept = stop_outcome(backend, run_dir, offset) if stopped else None
             message = self.EvalRead(run_dir, news.progress, news.notes, news.ended, kept)
             self.post_message(message)
 
-        follow_eval(self.backend, run_dir, offset, report, lambda: worker.is_cancelled)
+        follow_eval(backend, run_dir, offset, report, lambda: worker.is_cancelled)
 
     @on(EvalRead)
     def eval_read(self, message: EvalRead) -> None:

@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 from engine.core.events import ACTIVE_STATES
 from engine.export.exporter import KIND_TITLES, ExportKind, ExportResult
 from engine.export.gguf.options import DEFAULT_QUANT, QUANTS, Quant
+from tui.backend import ExportBackend, RunsBackend
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.path_input import PathInput
@@ -164,8 +165,10 @@ class ExportScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def check(self, run_dir: Path) -> None:
         """Does the run have an adapter yet (training may have saved one since)?"""
-        has_adapter = self.backend.has_adapter(run_dir)
-        self.post_message(self.Checked(run_dir, has_adapter, self.backend.run_info(run_dir).state))
+        exports: ExportBackend = self.backend
+        runs: RunsBackend = self.backend
+        state = runs.run_info(run_dir).state
+        self.post_message(self.Checked(run_dir, exports.has_adapter(run_dir), state))
 
     @on(Checked)
     def checked(self, message: Checked) -> None:
@@ -228,7 +231,8 @@ class ExportScreen(WizardScreen):
         def progress(stage: str, fraction: float) -> None:
             self.post_message(self.Progressed(stage, fraction))
 
-        result = self.backend.export_run(run_dir, out, kind, quant, progress)
+        backend: ExportBackend = self.backend
+        result = backend.export_run(run_dir, out, kind, quant, progress)
         self.post_message(self.Exported(result, result.file_sizes()))
 
     @on(Progressed)

@@ -32,6 +32,7 @@ from engine.config.build import (
 )
 from engine.config.estimate_report import estimate_lines
 from engine.model.resolve import ModelInfo
+from tui.backend import ConfigBackend, ModelsBackend
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog
@@ -64,6 +65,8 @@ class HyperparamsScreen(WizardScreen):
         super().__init__()
         self.invalid: dict[str, str] = {}
         self.device: tuple[str, int | None] = ("cpu", None)
+        self.flops_per_s: float | None = None
+        """What the estimate assumes for the device (None: the engine's default)."""
         self.model_configs: dict[str, dict[str, Any] | None] = {}
         self.models: dict[str, ModelInfo] = {}
         self.sized_for: str | None = None
@@ -92,19 +95,30 @@ class HyperparamsScreen(WizardScreen):
                 yield Static("", id="hp-data")
 
     def on_mount(self) -> None:
-        self.models = {info.name: info for info in self.backend.list_models()}
-        self.query_one("#hp-model", Input).suggester = NameOrPathSuggester(self.models)
+        self.list_models()
         self.detect_device()
         self.set_interval(2.0, self._size_when_model_appears)
+
+    @work(thread=True, exclusive=True, group="models", exit_on_error=False)
+    def list_models(self) -> None:
+        """The models available offline (for the model field's suggestions and note)."""
+        models: ModelsBackend = self.backend
+        self.app.call_from_thread(self._set_models, models.list_models())
+
+    def _set_models(self, infos: list[ModelInfo]) -> None:
+        self.models = {info.name: info for info in infos}
+        self.query_one("#hp-model", Input).suggester = NameOrPathSuggester(self.models)
+        self._model_note()
 
     @work(thread=True, exclusive=True, group="device", exit_on_error=False)
     def detect_device(self) -> None:
         """nvidia-smi takes a moment; the estimate assumes CPU until it answers."""
-        device = self.backend.device()
-        self.app.call_from_thread(self._set_device, device)
+        models: ModelsBackend = self.backend
+        device = models.device()
+        self.app.call_from_thread(self._set_device, device, models.throughput(device[0]))
 
-    def _set_device(self, device: tuple[str, int | None]) -> None:
-        self.device = device
+    def _set_device(self, device: tuple[str, int | None], flops_per_s: float | None) -> None:
+        self.device, self.flops_per_s = device, flops_per_s
         self._apply_recipe()
         self._refresh_side()
 
@@ -118,6 +132,8 @@ class HyperparamsScreen(WizardScreen):
         """Let the engine's recipe choose the fields nobody set, and show what it chose."""
         device, free = self.device
         model_config = self._model_config()
+        if model_config is None:
+            self.read_model_config(self.wizard.config.model)  # it may be on disk by now
         self.sized_for = self.wizard.config.model if model_config is not None else None
         changed = self.wizard.apply_suggestions(model_config, device, free)
         form = self.query_one(ConfigForm)
@@ -217,23 +233,31 @@ class HyperparamsScreen(WizardScreen):
         self.query_one("#hp-data", Static).update(Content(_data_text(wizard.data_config())))
 
     def _model_config(self) -> dict[str, Any] | None:
-        """The model's config.json; None until it is on disk (looked for again each time:
-        preparing the model, e.g. the token survey converting the embedded one, writes it)."""
-        model = self.wizard.config.model
-        if self.model_configs.get(model) is None:
-            try:
-                self.model_configs[model] = self.backend.model_config(model)
-            except ConfigError:
-                self.model_configs[model] = None
-        return self.model_configs[model]
+        """The model's config.json as `read_model_config` last found it; None until it is
+        on disk (looked for again each time: preparing the model, e.g. the token survey
+        converting the embedded one, writes it)."""
+        return self.model_configs.get(self.wizard.config.model)
 
-    def _size_when_model_appears(self) -> None:
+    @work(thread=True, exclusive=True, group="model-config", exit_on_error=False)
+    def read_model_config(self, model: str) -> None:
+        models: ModelsBackend = self.backend
+        try:
+            config = models.model_config(model)
+        except ConfigError:
+            config = None
+        self.app.call_from_thread(self._model_config_read, model, config)
+
+    def _model_config_read(self, model: str, config: dict[str, Any] | None) -> None:
         """Apply the recipe again once the model's config.json appears: the learning rate
         follows the model's width, which is unknown until the model is prepared."""
-        model = self.wizard.config.model
-        if self.sized_for != model and self._model_config() is not None:
+        self.model_configs[model] = config
+        if config is not None and model == self.wizard.config.model and self.sized_for != model:
             self._apply_recipe()
             self._refresh_side()
+
+    def _size_when_model_appears(self) -> None:
+        if self._model_config() is None:
+            self.read_model_config(self.wizard.config.model)
 
     def _estimate_lines(self) -> list[str]:
         wizard = self.wizard
@@ -246,7 +270,7 @@ class HyperparamsScreen(WizardScreen):
             device,  # type: ignore[arg-type]
             free,
             n_val=wizard.split_result.val_count if wizard.split_result else None,
-            flops_per_s=self.backend.throughput(device),
+            flops_per_s=self.flops_per_s,
             prepare_hint="m: Models, p: prepare",
         )
 
@@ -303,11 +327,25 @@ class HyperparamsScreen(WizardScreen):
             return
         path = Path(target).expanduser()
         try:
-            self.backend.save_config(self.wizard.run_config(), path)
-        except (ConfigError, OSError) as exc:
-            self.app.push_screen(ErrorDialog.of(exc, "Cannot save the config"))
+            cfg = self.wizard.run_config()
+        except ConfigError as exc:
+            self._file_failed(exc, "Cannot save the config")
             return
-        self.notify(f"Saved {display_path(path)} (`tunedeck train {path.name}` runs it)")
+        self.save(cfg, path)
+
+    @work(thread=True, exclusive=True, group="file", exit_on_error=False)
+    def save(self, cfg: TrainConfig, path: Path) -> None:
+        configs: ConfigBackend = self.backend
+        try:
+            configs.save_config(cfg, path)
+        except (ConfigError, OSError) as exc:
+            self.app.call_from_thread(self._file_failed, exc, "Cannot save the config")
+            return
+        done = f"Saved {display_path(path)} (`tunedeck train {path.name}` runs it)"
+        self.app.call_from_thread(self.notify, done)
+
+    def _file_failed(self, exc: Exception, title: str) -> None:
+        self.app.push_screen(ErrorDialog.of(exc, title))
 
     def action_load(self) -> None:
         self.app.push_screen(
@@ -315,15 +353,20 @@ class HyperparamsScreen(WizardScreen):
         )
 
     def _load(self, path: Path | None) -> None:
-        if path is None:
-            return
+        if path is not None:
+            self.load(path)
+
+    @work(thread=True, exclusive=True, group="file", exit_on_error=False)
+    def load(self, path: Path) -> None:
+        configs: ConfigBackend = self.backend
         try:
-            cfg = self.backend.load_config(path)
+            cfg = configs.load_config(path)
         except ConfigError as exc:
-            self.app.push_screen(ErrorDialog.of(exc, "Cannot load the config"))
+            self.app.call_from_thread(self._file_failed, exc, "Cannot load the config")
             return
-        self._apply_loaded(cfg)
-        self.notify(f"Loaded {display_path(path)}; its data section is left to steps 1-2")
+        self.app.call_from_thread(self._apply_loaded, cfg)
+        done = f"Loaded {display_path(path)}; its data section is left to steps 1-2"
+        self.app.call_from_thread(self.notify, done)
 
     def _apply_loaded(self, cfg: TrainConfig) -> None:
         self.wizard.config = with_overrides(cfg, data=DataConfig())

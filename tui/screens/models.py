@@ -12,6 +12,8 @@ from textual.message import Message
 from textual.widgets import DataTable, ProgressBar, Static
 
 from engine.core.errors import TunedeckError
+from engine.model.resolve import ModelInfo
+from tui.backend import ModelsBackend
 from tui.paths import stylesheet
 from tui.screens.base import WizardScreen
 
@@ -77,11 +79,20 @@ class ModelsScreen(WizardScreen):
         self.query_one(DataTable).focus()
 
     def refresh_models(self) -> None:
-        """Re-read the model list (cheap: no torch) and keep the selection."""
+        """Re-read the model list (cheap: no torch, but files: a worker reads it)."""
+        self.list_models()
+
+    @work(thread=True, exclusive=True, group="list", exit_on_error=False)
+    def list_models(self) -> None:
+        models: ModelsBackend = self.backend
+        self.app.call_from_thread(self._show_models, models.list_models())
+
+    def _show_models(self, infos: list[ModelInfo]) -> None:
+        """Fill the table, keeping the selection."""
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
-        for info in self.backend.list_models():
+        for info in infos:
             marker = " ★" if info.name == self.wizard.model else ""
             table.add_row(info.name + marker, info.kind, info.status, info.location, key=info.name)
         if table.row_count:
@@ -117,8 +128,9 @@ class ModelsScreen(WizardScreen):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def prepare(self, name: str) -> None:
         """Convert / resolve in a child process; progress comes back as messages."""
+        models: ModelsBackend = self.backend
         try:
-            path = self.backend.prepare_model(
+            path = models.prepare_model(
                 name, lambda stage, f: self.post_message(self.ProgressChanged(stage, f))
             )
         except TunedeckError as exc:

@@ -30,6 +30,7 @@ from textual.widgets import Input, Static
 from engine.core.errors import TunedeckError
 from engine.model.generation import PLAYGROUND, Sampling
 from engine.playground.server import SIDES, PlaygroundTarget
+from tui.backend import PlaygroundBackend
 from tui.dialogs.generation_settings import GenerationSettingsDialog
 from tui.paths import stylesheet
 from tui.playground_client import PlaygroundClient
@@ -137,7 +138,8 @@ class PlaygroundScreen(WizardScreen):
     def choose_target(self, force: bool) -> None:
         """Work out what to load (reads the run's config and data) off the UI thread."""
         examples = self.wizard.dataset.examples if self.wizard.dataset else ()
-        target = self.backend.playground_target(self.wizard.run_dir, self.wizard.model, examples)
+        backend: PlaygroundBackend = self.backend
+        target = backend.playground_target(self.wizard.run_dir, self.wizard.model, examples)
         self.app.call_from_thread(self._use_target, target, force)
 
     def _use_target(self, target: PlaygroundTarget, force: bool) -> None:
@@ -153,12 +155,28 @@ class PlaygroundScreen(WizardScreen):
         system.cursor_position = 0  # show where the prompt starts
         self._titles(target)
         self.ready = self.tuned = self.load_failed = False
+        self.open_model(target)
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def open_model(self, target: PlaygroundTarget) -> None:
+        """Start the model process for `target` off the UI thread (spawning takes a moment)."""
+        backend: PlaygroundBackend = self.backend
         try:
-            self.client = self.backend.open_playground(target)
+            client = backend.open_playground(target)
         except (TunedeckError, OSError) as exc:
-            self._status("Could not start the model process: ctrl+r tries again.", error=True)
-            self.tunedeck.show_error(exc)
+            self.app.call_from_thread(self._open_failed, exc)
             return
+        self.app.call_from_thread(self._opened, target, client)
+
+    def _open_failed(self, exc: Exception) -> None:
+        self._status("Could not start the model process: ctrl+r tries again.", error=True)
+        self.tunedeck.show_error(exc)
+
+    def _opened(self, target: PlaygroundTarget, client: PlaygroundClient) -> None:
+        if target != self.target or self.client is not None or not self.is_attached:
+            client.close()  # another target, or the screen went, while it started
+            return
+        self.client = client
         self.loading_since, self.loading_stage = time.monotonic(), ""
         self._tick()
         if self._clock is not None:

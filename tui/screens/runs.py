@@ -20,6 +20,7 @@ from engine.core.errors import TunedeckError
 from engine.core.events import ACTIVE_STATES
 from engine.runs.admin import Deletion
 from engine.runs.store import RunInfo
+from tui.backend import RunsBackend
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.paths import display_path, stylesheet
@@ -119,10 +120,11 @@ class RunsScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="list", exit_on_error=False)
     def list_runs(self) -> None:
         """Read every run's status off the event loop."""
-        runs = self.backend.list_runs()
+        backend: RunsBackend = self.backend
+        runs = backend.list_runs()
         for info in runs:
             if info.id not in self.labels:
-                self.labels[info.id] = self._label(info)
+                self.labels[info.id] = self._label(backend, info)
         active = [r for r in runs if r.state in ACTIVE_STATES]
         self.post_message(self.Listed(active + [r for r in runs if r not in active]))
 
@@ -173,9 +175,10 @@ class RunsScreen(WizardScreen):
             return None
         return self.runs[table.cursor_row].id
 
-    def _label(self, info: RunInfo) -> tuple[str, str]:
+    def _label(self, backend: RunsBackend, info: RunInfo) -> tuple[str, str]:
+        """The run's name and model, from its config (a worker's: it reads the file)."""
         try:
-            cfg = self.backend.run_config(info.dir)
+            cfg = backend.run_config(info.dir)
         except TunedeckError:
             return "", "?"
         return cfg.run_name or "", display_path(cfg.model) if "/" in cfg.model else cfg.model
@@ -226,8 +229,9 @@ class RunsScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
     def check_delete(self, info: RunInfo) -> None:
         """Ask the engine first: a training run is refused before any question."""
+        backend: RunsBackend = self.backend
         try:
-            deletion = self.backend.check_deletable(info.dir)
+            deletion = backend.check_deletable(info.dir)
         except TunedeckError as exc:
             self.app.call_from_thread(self._refused, exc)
             return
@@ -260,8 +264,9 @@ class RunsScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
     def delete(self, info: RunInfo) -> None:
         """Remove the run's directory (the engine checks again, under the run's lock)."""
+        backend: RunsBackend = self.backend
         try:
-            deletion = self.backend.delete_run(info.dir)
+            deletion = backend.delete_run(info.dir)
         except TunedeckError as exc:
             self.tunedeck.notifier.mute(info.id, muted=False)
             self.app.call_from_thread(self._refused, exc)

@@ -24,6 +24,7 @@ from textual.worker import get_current_worker
 from engine.core.errors import TunedeckError
 from engine.data.split import RECOMMENDED, SplitResult
 from engine.data.split_advice import validation_advice
+from tui.backend import DataBackend
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.path_input import DATASET_SUFFIXES, PathInput
@@ -129,10 +130,9 @@ class SplitScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="split", exit_on_error=False)
     def preview(self, path: Path, choice: SplitChoice) -> None:
         """Compute the split off the event loop (near-duplicate search takes a while)."""
+        backend: DataBackend = self.backend
         try:
-            result = self.backend.preview_split(
-                path, choice.val_fraction, choice.seed, choice.val_file
-            )
+            result = backend.preview_split(path, choice.val_fraction, choice.seed, choice.val_file)
         except TunedeckError as exc:
             self.post_message(self.PreviewFailed(choice, exc.message, exc.hint))
             return

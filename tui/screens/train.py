@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from textual.worker import get_current_worker
 from engine.core.errors import TunedeckError
 from engine.core.events import ACTIVE_STATES
 from engine.runs.store import CREATED, RESUMABLE_STATES, RunInfo
+from tui.backend import RunsBackend
+from tui.backend_calls import OrderedCalls
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.paths import display_path, stylesheet
@@ -108,20 +111,30 @@ class TrainScreen(WizardScreen):
         self.query_one("#train-banner").display = False
 
     def sync(self) -> None:
-        run_dir = self.wizard.run_dir
-        created = self._created_run()
+        self.look(self.wizard.run_dir)
+
+    @work(thread=True, exclusive=True, group="look", exit_on_error=False)
+    def look(self, run_dir: Path | None) -> None:
+        """Find out whether the wizard's run was started (it reads the run), then show it."""
+        self.app.call_from_thread(self._show_wizard_run, run_dir, self._created_run(run_dir))
+
+    def _show_wizard_run(self, run_dir: Path | None, created: Path | None) -> None:
+        """Follow the wizard's started run, or show the intro (`created`: the Baseline
+        step's run, created and never started)."""
+        if run_dir != self.wizard.run_dir:
+            return  # the wizard moved on while the worker looked
         if run_dir is not None and created is None and run_dir != self.run_dir:
             self.attach(run_dir)
         elif run_dir is None or created is not None:
             self._back_to_intro()
-            self.query_one("#train-intro", Static).update(self._intro())
+            self.query_one("#train-intro", Static).update(self._intro(created))
             self.query_one("#train-note", Static).update(
                 "s starts the run in the background: it keeps training when you quit "
                 "tunedeck or lose the connection."
             )
         self.refresh_bindings()
 
-    def _intro(self) -> str:
+    def _intro(self, created: Path | None) -> str:
         wizard = self.wizard
         missing = [s.title for s in self.tunedeck.steps_before(self.MODE)
                    if s.mode not in self.tunedeck.steps_done]  # fmt: skip
@@ -136,11 +149,10 @@ class TrainScreen(WizardScreen):
             f"validation every {cfg.eval_steps} steps.\n\n"
             "Press s to start. The run is a background process: quitting tunedeck or losing "
             "SSH does not stop it; `tunedeck attach RUN` (or the Runs list) brings it back."
-            + self._baseline_line()
+            + self._baseline_line(created)
         )
 
-    def _baseline_line(self) -> str:
-        created = self._created_run()
+    def _baseline_line(self, created: Path | None) -> str:
         if created is None:
             return ""
         return (
@@ -148,10 +160,11 @@ class TrainScreen(WizardScreen):
             "answers are kept (a new run starts if the data or the model changed since)."
         )
 
-    def _created_run(self) -> Path | None:
-        """The wizard's run when the Baseline step created it and it never started."""
-        run_dir = self.wizard.run_dir
-        if run_dir is None or self.backend.run_info(run_dir).state != CREATED:
+    def _created_run(self, run_dir: Path | None) -> Path | None:
+        """`run_dir` when the Baseline step created it and it never started (a worker's:
+        it reads the run)."""
+        runs: RunsBackend = self.backend
+        if run_dir is None or runs.run_info(run_dir).state != CREATED:
             return None
         return run_dir
 
@@ -187,12 +200,13 @@ class TrainScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="start", exit_on_error=False)
     def start(self, cfg: Any) -> None:
         """Start the Baseline step's run if it still fits, else create a run and start it."""
-        created = self._created_run()
-        if created is not None and self.backend.same_data_and_model(created, cfg):
-            info = self.backend.start_created_run(created, cfg, self.wizard.reasons())
+        runs: RunsBackend = self.backend
+        created = self._created_run(self.wizard.run_dir)
+        if created is not None and runs.same_data_and_model(created, cfg):
+            info = runs.start_created_run(created, cfg, self.wizard.reasons())
             self.post_message(self.RunStarted(info))
         else:
-            info = self.backend.start_run(cfg, self.wizard.reasons())
+            info = runs.start_run(cfg, self.wizard.reasons())
             self.post_message(self.RunStarted(info, created))
 
     @on(RunStarted)
@@ -227,13 +241,14 @@ class TrainScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def follow(self, run_dir: Path) -> None:
         """Tail the run's events and log; each poll's news goes out as one batch."""
+        runs: RunsBackend = self.backend
         worker = get_current_worker()
         offset = log_offset = 0
         last: RunInfo | None = None
         while not worker.is_cancelled:
-            events, offset = self.backend.read_events(run_dir, offset)
-            lines, log_offset = self.backend.read_log(run_dir, log_offset)
-            info = self.backend.run_info(run_dir)
+            events, offset = runs.read_events(run_dir, offset)
+            lines, log_offset = runs.read_log(run_dir, log_offset)
+            info = runs.run_info(run_dir)
             if events or lines or info != last:
                 self.post_message(self.RunRead(run_dir, events, lines, info))
                 last = info
@@ -318,24 +333,49 @@ class TrainScreen(WizardScreen):
         )
 
     def _request(self, action: str) -> None:
-        if self.run_dir is None:
-            return
-        try:
-            self.backend.request(self.run_dir, action)  # type: ignore[arg-type]
-        except TunedeckError as exc:
-            self.app.push_screen(ErrorDialog.of(exc, f"Cannot {action} the run"))
-            return
-        self.notify(f"{action} requested: the worker acts at its next step.")
+        if self.run_dir is not None:
+            self._control(self.run_dir, action)
 
     def action_resume(self) -> None:
-        if self.run_dir is None:
-            return
-        try:
-            self.backend.resume_run(self.run_dir)
-        except TunedeckError as exc:
-            self.app.push_screen(ErrorDialog.of(exc, "Cannot resume the run"))
-            return
-        self.notify("Resuming from the newest checkpoint.")
+        if self.run_dir is not None:
+            self._control(self.run_dir, "resume")
+
+    @cached_property
+    def _controls(self) -> OrderedCalls[RunsBackend]:
+        """Requests reach the run in the order the keys were pressed (checkpoint, stop)."""
+        return OrderedCalls()
+
+    def _control(self, run_dir: Path, action: str) -> None:
+        """Ask the run's worker for `action` ("resume": start a new worker), in a worker."""
+
+        def call(runs: RunsBackend) -> TunedeckError | None:
+            try:
+                if action == "resume":
+                    runs.resume_run(run_dir)
+                else:
+                    runs.request(run_dir, action)  # type: ignore[arg-type]
+            except TunedeckError as exc:
+                return exc
+            return None
+
+        self._controls.put(call, lambda refused: self._controlled(action, refused))
+        self.make_controls(self._controls)
+
+    @work(thread=True, group="control", exit_on_error=False)
+    def make_controls(self, controls: OrderedCalls[RunsBackend]) -> None:
+        runs: RunsBackend = self.backend
+        controls.run(runs, self.app)
+
+    def _controlled(self, action: str, refused: TunedeckError | None) -> None:
+        if refused is not None:
+            self._refused(refused, f"Cannot {action} the run")
+        elif action == "resume":
+            self.notify("Resuming from the newest checkpoint.")
+        else:
+            self.notify(f"{action} requested: the worker acts at its next step.")
+
+    def _refused(self, exc: TunedeckError, title: str) -> None:
+        self.app.push_screen(ErrorDialog.of(exc, title))
 
 
 def _numbers(info: RunInfo, history: RunHistory) -> RunNumbers:
