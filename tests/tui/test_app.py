@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets import DataTable, OptionList, ProgressBar, Static
 
 from engine.core.errors import TunedeckError
-from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle
+from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle, wait_until
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.help import HelpDialog
@@ -175,11 +175,11 @@ async def test_models_screen_prepares_with_progress_and_sets_the_model(make_app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("m")
-        await pilot.pause()
+        await settle(pilot)  # the model list comes from a worker
         screen = app.screen
         assert isinstance(screen, ModelsScreen)
         table = screen.query_one(DataTable)
-        assert table.row_count == 2
+        await wait_until(pilot, lambda: table.row_count == 2, 30)
         assert "converts on first use" in str(table.get_row_at(0)[2])
 
         await pilot.press("p")

@@ -258,7 +258,7 @@ async def test_a_running_baseline_blocks_the_next_step_and_x_stops_it(tmp_path: 
         assert any("wait for it or stop it (x)" in n.message for n in app._notifications)
         await pilot.press("x")
         run_dir = tmp_path / RUN_ID
-        assert backend.stopped == [run_dir]
+        await wait_until(pilot, lambda: backend.stopped == [run_dir], timeout=30)  # a worker
         backend.runs[run_dir].events.append({"type": "eval_stopped", "reason": "interrupted"})
         await wait_until(pilot, lambda: not screen.running, timeout=10)
         assert any("the answers so far are kept" in n.message for n in app._notifications)

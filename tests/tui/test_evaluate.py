@@ -108,9 +108,13 @@ async def test_marks_are_saved_at_once_and_shown_by_a_new_app(run_dir: Path) -> 
     async with evaluate_app(run_dir).run_test(size=SIZE) as pilot:
         screen = await open_evaluate(pilot)
         await pilot.press("g", "j", "b", "j", "s", "s")  # s twice: the mark is cleared
-        marks = {i: m.get("mark") for i, m in load_marks(run_dir).items()}
-        assert {i: m for i, m in marks.items() if m} == {0: "good", 1: "bad"}
-        assert "1 good · 1 bad · 0 skip" in str(screen.query_one("#eval-summary").render())
+
+        def marked() -> dict[int, str]:  # saved by a worker, in key order, just after
+            return {i: m["mark"] for i, m in load_marks(run_dir).items() if m.get("mark")}
+
+        await wait_until(pilot, lambda: marked() == {0: "good", 1: "bad"}, 30)
+        summary = screen.query_one("#eval-summary")
+        await wait_until(pilot, lambda: "1 good · 1 bad · 0 skip" in str(summary.render()), 30)
     async with evaluate_app(run_dir).run_test(size=SIZE) as pilot:
         screen = await open_evaluate(pilot)
         table = screen.query_one(EvalTableView)
@@ -123,8 +127,7 @@ async def test_a_note_is_saved_with_the_example(run_dir: Path) -> None:
         await pilot.press("n")
         await pilot.pause()
         await pilot.press(*"polite", "enter")
-        await pilot.pause()
-        assert load_marks(run_dir)[0]["note"] == "polite"
+        await wait_until(pilot, lambda: load_marks(run_dir).get(0, {}).get("note") == "polite", 30)
 
 
 async def test_filters_search_and_sort_change_the_rows(run_dir: Path) -> None:
@@ -167,12 +170,14 @@ async def test_blind_ab_records_preferences(run_dir: Path) -> None:
         await pilot.pause()
         assert isinstance(pilot.app.screen, AbReviewDialog)
         await pilot.press("1", "t")
-        stats = ab_stats(run_dir, "base_few")
-        assert (stats.n, stats.ties) == (2, 1)
-        assert "2 rated" in str(pilot.app.screen.query_one("#ab-stats", Static).render())
+        await wait_until(pilot, lambda: ab_stats(run_dir, "base_few").n == 2, 30)
+        assert ab_stats(run_dir, "base_few").ties == 1
+        stats_line = pilot.app.screen.query_one("#ab-stats", Static)
+        await wait_until(pilot, lambda: "2 rated" in str(stats_line.render()), 30)
         await pilot.press("escape")
-        await pilot.pause()
-        assert "A/B vs base few-shot: 2 rated" in str(screen.query_one("#eval-summary").render())
+        summary = screen.query_one("#eval-summary")
+        rated = "A/B vs base few-shot: 2 rated"
+        await wait_until(pilot, lambda: rated in str(summary.render()), 30)
 
 
 async def test_export_writes_csv_in_the_eval_dir(run_dir: Path) -> None:

@@ -79,20 +79,14 @@ async def test_controls_go_to_the_run_and_stop_asks_first(make_app) -> None:
         await pilot.pause()
         await pilot.press("y")
         await pilot.press("p")
-        await pilot.pause()
-        assert backend.requests == [
-            (RUN_ID, "checkpoint"),
-            (RUN_ID, "evaluate"),
-            (RUN_ID, "stop"),
-            (RUN_ID, "pause"),
-        ]
+        asked = [(RUN_ID, "checkpoint"), (RUN_ID, "evaluate"), (RUN_ID, "stop"), (RUN_ID, "pause")]
+        await wait_until(pilot, lambda: backend.requests == asked, 30)  # sent by a worker, in order
         run.state = "paused"
         await wait_until(pilot, lambda: stats.numbers.state == "paused")
         keys = footer_keys(app)
         assert keys["p"] == "Resume" and "x" not in keys
         await pilot.press("p")
-        await pilot.pause()
-        assert backend.resumed == [RUN_ID]
+        await wait_until(pilot, lambda: backend.resumed == [RUN_ID], 30)
 
 
 async def test_a_refused_control_is_an_error_dialog(make_app) -> None:
@@ -104,7 +98,7 @@ async def test_a_refused_control_is_an_error_dialog(make_app) -> None:
         await wait_until(pilot, lambda: stats.numbers.state == "running")
         run.state = "completed"  # finished between two polls: the key is still shown
         app.screen._request("checkpoint")
-        await pilot.pause()
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorDialog), 30)
         assert isinstance(app.screen, ErrorDialog)
         assert "needs a worker" in app.screen.message
 
