@@ -107,7 +107,10 @@ class EvalOptions:
         for ok, message in checks:
             if not ok:
                 raise EvalOptionsError(message)
-        check_sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+        try:  # the one range check every sampler shares (engine.model.generation)
+            check_sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
+        except TunedeckError as exc:
+            raise EvalOptionsError(exc.message, exc.hint, field=exc.field) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

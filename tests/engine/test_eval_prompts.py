@@ -135,8 +135,9 @@ def test_options_round_trip_through_flags() -> None:
 def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(EvalOptionsError, match="unknown system"):
         EvalOptions(systems=("base", "tuned"))
-    with pytest.raises(EvalOptionsError, match="top-p"):
+    with pytest.raises(EvalOptionsError, match="top_p must be above 0") as refused:
         EvalOptions(top_p=0)
+    assert refused.value.field == "top_p"
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     with pytest.raises(EvalOptionsError, match="--baseline"):
