@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from engine.core.errors import TunedeckError
+from engine.core.files import read_complete_lines
 from engine.core.layout import CONTROL_FILE, LOCK_FILE
 
 Action = Literal["stop", "pause", "checkpoint", "evaluate"]
@@ -111,13 +112,9 @@ class ControlReader:
             return []
         if size <= self.offset:
             return []
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read(size - self.offset)
-        end = data.rfind(b"\n") + 1
-        self.offset += end
+        data, self.offset = read_complete_lines(self.path, self.offset)
         actions: list[Action] = []
-        for raw in data[:end].splitlines():
+        for raw in data.splitlines():
             try:
                 action = json.loads(raw).get("action")
             except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):

@@ -39,7 +39,7 @@ from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.core.files import write_text_atomic
+from engine.core.files import read_complete_lines, write_text_atomic
 from engine.core.layout import EVAL_DIR, EVAL_LOCK_FILE, EVAL_LOG_FILE, EVAL_OPTIONS_FILE, SET_FILE
 
 LOCK_FILE = EVAL_LOCK_FILE
@@ -119,12 +119,9 @@ def file_digest(paths: Iterable[Path]) -> str:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Complete JSON-object lines of a file; a torn last line or a garbled line is skipped."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
+    data, _ = read_complete_lines(path, 0)
     rows = []
-    for raw in data[: data.rfind(b"\n") + 1].splitlines():
+    for raw in data.splitlines():
         try:
             row = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
