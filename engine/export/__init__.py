@@ -1,7 +1,7 @@
 """Export: the result leaves the box.
 
 - `exporter`: `export_run` (adapter, merged model or GGUF), the model card, the bundle;
-- `merge`: the adapter merged into the base (at the base's own precision);
+- `merge`: the adapter merged into the base, stored in 16 bits (the base's own type, else float16);
 - `gguf/`: the merged model or the adapter as GGUF files for llama.cpp and Ollama
   (`run`, `writer`, `tensors`, `vocab`, `modelfile`, `options`).
 

@@ -33,6 +33,7 @@ from engine.core.events import iter_all_events
 from engine.core.files import fsync_tree
 from engine.core.layout import ADAPTER_DIR, CONFIG_FILE, DATA_DIR, EVENTS_FILE, MANIFEST_FILE
 from engine.export.gguf.options import DEFAULT_QUANT, Quant
+from engine.export.merge import MERGED_BYTES_PER_PARAM
 from engine.runs.report import render_report
 
 BUNDLE_DIR = "tunedeck"
@@ -171,7 +172,7 @@ def _check_space(cfg: TrainConfig, parent: Path, kind: ExportKind, quant: Quant)
     from engine.model.shapes import model_shape
 
     shape = model_shape(read_model_config(resolve_model(cfg.model)))
-    per_param = 4.0 if kind == "merged" else GGUF_BYTES_PER_PARAM[quant]  # merged: fp32 on CPU
+    per_param = MERGED_BYTES_PER_PARAM if kind == "merged" else GGUF_BYTES_PER_PARAM[quant]
     need = int(shape.total_params * per_param * DISK_MARGIN)
     probe = parent
     while not probe.exists():
@@ -249,6 +250,7 @@ def model_card(
     title = titles[kind]
     load = (
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "# stored in 16 bits; on a CPU add dtype=torch.float32 (16-bit math is slow there)\n"
         'model = AutoModelForCausalLM.from_pretrained("PATH")\n'
         'tokenizer = AutoTokenizer.from_pretrained("PATH")'
         if merged

@@ -18,6 +18,9 @@ from engine.runs.store import start_run
 from tests.conftest import REPO_ROOT
 from tests.integration.test_training import SAMPLE, tiny_config, train_losses, wait_for_state
 
+MERGE_LOGIT_TOLERANCE = 1e-2
+"""float16 weights against the fp32 adapter, on the tiny model's logits."""
+
 
 @pytest.fixture(scope="module")
 def completed_run(tmp_path_factory, tiny_model_dir) -> Path:
@@ -72,22 +75,41 @@ def test_adapter_export_loads_in_plain_peft(completed_run, tiny_model_dir, tmp_p
     assert "## Config" in report and "## Data" in report
 
 
-def test_merged_model_generates_what_the_adapter_does(
+def test_merged_model_is_the_adapter_merged_at_16_bits(
     completed_run, tiny_model_dir, tmp_path
 ) -> None:
+    """The tiny base is fp32, so the merge is stored in float16 (half the size): exactly the
+    adapter's merge rounded to float16, answering as the adapter does within that rounding."""
     from peft import PeftModel
+    from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
     result = export_run(completed_run, tmp_path / "merged", kind="merged")
     assert (result.out / "tokenizer.json").is_file() and (result.out / "config.json").is_file()
-    merged = AutoModelForCausalLM.from_pretrained(result.out)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    adapted = PeftModel.from_pretrained(base, completed_run / "adapter")
-    for prompt in ([1, 5, 9], [1, 77, 3, 200, 4], [1, 300, 301, 302, 303, 304]):
-        ids = torch.tensor([prompt])
-        a = merged.generate(ids, max_new_tokens=12, do_sample=False)
-        b = adapted.generate(input_ids=ids, max_new_tokens=12, do_sample=False)
-        assert a.tolist() == b.tolist()
+    with safe_open(result.out / "model.safetensors", "pt") as handle:
+        assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.float16}  # noqa: SIM118
+    merged = AutoModelForCausalLM.from_pretrained(result.out, dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, completed_run / "adapter").eval()
+    expected = {
+        name: value.half().float()
+        for name, value in adapted.merge_and_unload().state_dict().items()
+    }
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+        completed_run / "adapter",
+    ).eval()
+    for name, value in merged.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+    with torch.no_grad():
+        for prompt in ([1, 5, 9], [1, 77, 3, 200, 4], [1, 300, 301, 302, 303, 304]):
+            ids = torch.tensor([prompt])
+            torch.testing.assert_close(
+                merged(ids).logits,
+                adapted(input_ids=ids).logits,
+                rtol=0,
+                atol=MERGE_LOGIT_TOLERANCE,
+            )
 
 
 def test_the_bundle_repeats_the_run(completed_run, tmp_path) -> None:

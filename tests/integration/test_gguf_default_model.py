@@ -2,7 +2,11 @@
 by transformers' own GGUF loader and compared with the merged safetensors model on the
 run's validation prompts.
 
-Greedy answers, NEW_TOKENS new tokens per prompt. Two agreements with the fp32 merge:
+The merge is stored in float16 (the embedded model is fp32, dequantised from its 4-bit GGUF;
+engine.export.merge), so the f16 GGUF holds the merged model's very weights. Both sides run
+in fp32 here.
+
+Greedy answers, NEW_TOKENS new tokens per prompt. Two agreements with the merged model:
 - free-running: each side generates its own answer, compared position by position; one
   flipped near-tie sends the rest of that answer its own way, so this mostly counts
   whole-answer drift (printed, not asserted for the quantised types);
@@ -10,15 +14,13 @@ Greedy answers, NEW_TOKENS new tokens per prompt. Two agreements with the fp32 m
   answer (teacher-forced, no drift), which is what the thresholds below are for.
 
 Required:
-- f16: the same answers as the merged model with its matrices at the precision an f16 file
-  holds (rounded to float16: what the merge is on a GPU box, where it runs in bf16 and
-  bf16 -> f16 is exact); logits within F16_LOGIT_TOLERANCE of the fp32 merge, and
-  >= F16_AGREEMENT identical greedy tokens against it;
+- f16: the merged model's own logits (max gap <= F16_LOGIT_TOLERANCE, float rounding of
+  the same weights) and exactly its greedy answers;
 - q8_0: >= 90 % identical greedy tokens;
 - q4_0: >= Q4_AGREEMENT (4-bit blocks move a 135M model's many near-ties).
 
-Seen here: greedy tokens f16 99.6 %, q8_0 98.4 %, q4_0 76.6 %; free-running f16 90 % (100 %
-against the f16-rounded merge), q8_0 66 %, q4_0 21 %; f16 logit gap 0.045.
+Seen here: f16 identical answers and a logit gap of 0 (the same weights); on the default
+flow's real run (tickets, 3 epochs) 14 of 14 validation answers identical.
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ pytestmark = pytest.mark.slow
 
 NEW_TOKENS = 32
 MAX_PROMPTS = 8
-F16_LOGIT_TOLERANCE = 0.1
-"""On logits of magnitude ~20: f16 weights against the fp32 merged model."""
-F16_AGREEMENT = 0.98
+F16_LOGIT_TOLERANCE = 1e-3
+"""On logits of magnitude ~20: the same float16 weights, read by two loaders."""
 Q8_AGREEMENT = 0.9
 Q4_AGREEMENT = 0.6
 
@@ -103,25 +104,15 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
     return sum(same) / len(same)
 
 
-def rounded_to_f16(model):
-    """The model with every matrix rounded to float16 (norms stay as they are, as in GGUF)."""
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() == 2:
-                param.copy_(param.half().float())
-    return model
-
-
 def test_f16_q8_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, monkeypatch) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     monkeypatch.setenv("TUNEDECK_HOME", str(tuned_run.parent.parent))
     merged_dir = export_run(tuned_run, tmp_path / "merged", kind="merged").out
-    reference = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+    reference = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(merged_dir)
     prompts = val_prompts(tuned_run, tokenizer)
     expected = answers(reference, prompts)
-    at_f16 = answers(rounded_to_f16(AutoModelForCausalLM.from_pretrained(merged_dir)), prompts)
     measured, free, gap = {}, {}, None
     for quant in ("f16", "q8_0", "q4_0"):
         result = export_run(tuned_run, tmp_path / quant, kind="gguf", quant=quant)
@@ -131,20 +122,20 @@ def test_f16_q8_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, mon
         assert len(reader.get_field("tokenizer.ggml.tokens").data) == 49152
         assert reader.get_field("tokenizer.ggml.pre").contents() == "smollm"
         assert (result.out / "Modelfile").is_file()
-        exported = AutoModelForCausalLM.from_pretrained(result.out, gguf_file=path.name).eval()
+        exported = AutoModelForCausalLM.from_pretrained(
+            result.out, gguf_file=path.name, dtype=torch.float32
+        ).eval()
         got = answers(exported, prompts)
         free[quant] = agreement(expected, got)
         measured[quant] = greedy_tokens(reference, exported, prompts, expected)
         if quant == "f16":
-            free["f16 vs f16-rounded merge"] = agreement(at_f16, got)
             with torch.no_grad():
                 ids = torch.tensor([prompts[0]])
                 gap = (reference(ids).logits - exported(ids).logits).abs().max().item()
         del exported
     print(f"greedy tokens: {measured}; free-running: {free}; f16 logit gap {gap}")
-    assert free["f16 vs f16-rounded merge"] == 1.0, free
+    assert free["f16"] == 1.0, free
     assert gap is not None and gap <= F16_LOGIT_TOLERANCE, gap
-    assert measured["f16"] >= F16_AGREEMENT, measured
     assert measured["q8_0"] >= Q8_AGREEMENT, measured
     assert measured["q4_0"] >= Q4_AGREEMENT, measured
 

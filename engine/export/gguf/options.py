@@ -9,7 +9,7 @@ Quant = Literal["f16", "q8_0", "q4_0"]
 QUANTS: tuple[Quant, ...] = ("f16", "q8_0", "q4_0")
 DEFAULT_QUANT: Quant = "q8_0"
 QUANT_NOTES = {
-    "f16": "16-bit floats: the merged model as trained, 2 bytes a weight",
+    "f16": "16-bit floats: the merged model exactly, 2 bytes a weight",
     "q8_0": "8-bit blocks: near-lossless, about half of f16 (the default)",
     "q4_0": "4-bit blocks: a quarter of f16, answers drift (embedding kept at q8_0)",
 }
