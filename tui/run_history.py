@@ -43,6 +43,8 @@ class RunHistory:
         """The newest training metric event."""
         self.best: tuple[int, float] | None = None
         """(step, validation loss) of the best adapter so far."""
+        self.keeps_last = False
+        """The run keeps its last adapter (keep_adapter = "last"), not the best one."""
         self.state = "queued"
         self.gpus = ""
         """Which GPUs the worker trains on (the runtime event's words; "" on CPU)."""
@@ -72,6 +74,8 @@ class RunHistory:
                 self._state(event)
             elif kind == "best":
                 self.best = (int(event.get("step", 0)), float(event.get("val_loss", 0.0)))
+            elif kind == "kept":
+                self.keeps_last = event.get("rule") == "last"
             elif kind == "warning":
                 self._warning(event)
             elif kind == "early_stop":
@@ -117,6 +121,8 @@ class RunHistory:
             )
         elif code == "overfitting":
             best = f" The best adapter (step {self.best[0]}) is kept;" if self.best else ""
+            if self.keeps_last:
+                best = " The run keeps its last adapter (keep_adapter = last);"
             text = (
                 f"▲ Overfitting: {event.get('message', 'validation loss is rising')}.{best} "
                 "stop now (x) or let early stopping decide"
@@ -133,8 +139,12 @@ class RunHistory:
         self.notices["early_stop"] = Banner(
             "early_stop",
             f"■ Early stopping at step {event.get('step')}: no better validation loss for "
-            f"{event.get('patience')} evaluations; the best adapter (step "
-            f"{event.get('best_step')}, val {best_text}) is kept",
+            f"{event.get('patience')} evaluations; "
+            + (
+                "the last adapter is kept (keep_adapter = last)"
+                if event.get("kept") == "last"
+                else f"the best adapter (step {event.get('best_step')}, val {best_text}) is kept"
+            ),
         )
 
 

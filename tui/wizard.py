@@ -25,6 +25,7 @@ from engine.config.recipe import (
     RecipeInputs,
     approximate_p95_tokens,
     choose_recipe,
+    label_key,
 )
 from engine.data.formats import LoadedDataset
 from engine.data.lint.linter import LintReport
@@ -79,6 +80,8 @@ class Wizard:
     baseline_skipped: bool = False
     """The user skipped the Baseline step: the Evaluate step then evaluates the fine-tuned
     model alone, and its table has no base comparison."""
+    _label_key: tuple[LoadedDataset, str | None] | None = field(default=None, repr=False)
+    """The dataset's class label key (`label_key`), computed once per dataset."""
 
     def __post_init__(self) -> None:
         self.config = from_preset(self.preset, model=self.model)
@@ -128,6 +131,7 @@ class Wizard:
             model_config=model_config,
             device="cuda" if device == "cuda" else "cpu",
             free_gpu_bytes=free_gpu_bytes,
+            label_key=self.label_key(),
         )
         keep = self.edited | set(PRESETS[self.preset])
         before = self.config
@@ -138,6 +142,14 @@ class Wizard:
             for name in AUTO_FIELDS
             if getattr(self.config, name) != getattr(before, name)
         }
+
+    def label_key(self) -> str | None:
+        """The class label of the dataset's answers (as the run's recipe sees its split)."""
+        if self.dataset is None:
+            return None
+        if self._label_key is None or self._label_key[0] is not self.dataset:
+            self._label_key = (self.dataset, label_key(self.dataset.examples))
+        return self._label_key[1]
 
     def token_figures(self) -> TokenFigures:
         """The examples' token lengths for the estimate: the survey's counts once they are

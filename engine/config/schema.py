@@ -33,6 +33,7 @@ Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup"]
 ReportTo = Literal["none", "tensorboard", "mlflow", "wandb"]
 Bf16Mode = Literal["auto", "on", "off"]
 Distributed = Literal["auto", "ddp", "fsdp"]
+KeepAdapter = Literal["best", "last"]
 
 _MAX_SEED = 2**32 - 1  # numpy's seed range, which transformers' set_seed also feeds
 
@@ -157,6 +158,10 @@ class TrainConfig:
     early_stopping_patience: int | None = 3
     """Stop after this many evaluations without a better validation loss (unset or false in
     TOML: never stop early)."""
+    keep_adapter: KeepAdapter = "best"
+    """Which adapter the run keeps in adapter/ (what evaluation and export use): "best" has
+    the lowest validation loss; "last" is the final one, after the learning rate has decayed
+    (for labels: validation loss follows the rest of the answer, not the label)."""
     packing: bool = False
     """Pack whole examples into sequences of up to max_seq_len tokens; a micro-batch is then
     micro_batch_size such sequences (fewer, fuller steps). Examples never see each other.

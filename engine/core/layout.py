@@ -9,7 +9,7 @@ $TUNEDECK_HOME/runs/<run-id>/
   worker.log         the worker's stdout and stderr
   data/              train.jsonl, val.jsonl, manifest.json (the split, with its source)
   checkpoints/       checkpoint-<step>/, each complete once its marker is written
-  adapter/           the best adapter so far (PEFT files)
+  adapter/           the kept adapter: best by validation loss, or the last (PEFT files)
   eval/              options, lock and log of the evaluation; the validation split's
                      results (each system's answers, losses, probes, judge verdicts,
                      review marks, summary); test-<stem>-<hash>/: the same for a test file

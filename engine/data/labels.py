@@ -24,7 +24,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.data.formats import Example
 
 LABEL_NAMES = ("label", "category", "class", "intent", "sentiment", "type", "topic", "tag")
 MAX_LABEL_CHARS = 40
@@ -264,3 +267,16 @@ def class_label_scheme(
         if is_class_label(scheme, answers, prompts, instructions):
             return scheme
     return None
+
+
+def label_inputs(examples: Sequence[Example]) -> tuple[list[str], list[str], str]:
+    """What `class_label_scheme` reads of training examples: their answers, their user text
+    (for the copied-from-the-prompt check) and their system prompt(s)."""
+    systems = dict.fromkeys(m.content for e in examples for m in e.messages if m.role == "system")
+    users = ["\n".join(m.content for m in e.messages if m.role == "user") for e in examples]
+    return [e.answer for e in examples], users, "\n".join(systems)
+
+
+def examples_class_label(examples: Sequence[Example]) -> LabelScheme | None:
+    """The class label of training examples' answers, if they carry one (is_class_label)."""
+    return class_label_scheme(*label_inputs(examples))

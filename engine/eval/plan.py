@@ -100,7 +100,7 @@ def plan_systems(run_dir: Path, options: EvalOptions) -> tuple[list[str], list[s
                 "model meanwhile with --systems base_zero,base_few (or --baseline)",
             )
     if TUNED in systems and training:
-        notes.append("training is still running: evaluating the best adapter so far")
+        notes.append("training is still running: evaluating the adapter kept so far")
     if BASE_FEW in systems and options.few_shot == 0:
         systems.remove(BASE_FEW)
         notes.append("--few-shot 0: the few-shot system is the zero-shot one, skipped")

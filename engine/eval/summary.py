@@ -29,6 +29,7 @@ from typing import Any
 from engine.core.events import write_json_atomic
 from engine.core.layout import DATA_DIR, SET_EXAMPLES, SUMMARY_FILE
 from engine.data.formats import Example
+from engine.data.labels import label_inputs
 from engine.eval.memorisation import TrainAnswerIndex, memorisation_scores
 from engine.eval.metrics import (
     METRICS_VERSION,
@@ -62,21 +63,11 @@ SECONDARY = (("exact", "exact match"), ("json_valid", "valid JSON"),
 # ---------------------------------------------------------------------------
 
 
-def _user_text(example: Example) -> str:
-    return "\n".join(m.content for m in example.messages if m.role == "user")
-
-
 def build_scoring(
     train: Sequence[Example], references: Sequence[str]
 ) -> tuple[ScoringContext, TrainAnswerIndex]:
     """The label scheme / primary score and the training-answer index of a run."""
-    systems = dict.fromkeys(m.content for e in train for m in e.messages if m.role == "system")
-    ctx = scoring_context(
-        references,
-        [example.answer for example in train],
-        [_user_text(example) for example in train],
-        "\n".join(systems),
-    )
+    ctx = scoring_context(references, *label_inputs(train))
     index = TrainAnswerIndex([(example.line, example.answer) for example in train])
     return ctx, index
 

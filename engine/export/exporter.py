@@ -231,6 +231,19 @@ def _source_sha(run_dir: Path) -> str:
     return str(source.get("sha256", "unknown")) if isinstance(source, dict) else "unknown"
 
 
+def _kept(run_dir: Path, cfg: TrainConfig) -> str:
+    """Which adapter the export holds: its step, and the rule that kept it."""
+    kept, best = None, None  # runs from before keep_adapter wrote only "best" events
+    for event in iter_all_events(run_dir):
+        if event["type"] == "kept":
+            kept = event.get("step")
+        elif event["type"] == "best":
+            best = event.get("step")
+    step = kept if kept is not None else best
+    rule = "the last one" if cfg.keep_adapter == "last" else "lowest validation loss"
+    return f"step {step} ({rule})" if step is not None else rule
+
+
 def _best(run_dir: Path) -> dict[str, Any]:
     best: dict[str, Any] = {}
     for event in iter_all_events(run_dir):
@@ -272,6 +285,7 @@ def model_card(
         f"| epochs / max steps | {cfg.epochs} / {cfg.max_steps or '-'} |\n"
         f"| learning rate | {cfg.learning_rate} |\n"
         f"| best validation loss | {val} |\n"
+        f"| adapter | {_kept(run_dir, cfg)} |\n"
         f"| exported | {time.strftime('%Y-%m-%d %H:%M')} |\n\n"
         f"{_usage(run_dir, cfg, kind, quant, load)}"
         "The full config is in `tunedeck/config.toml`, the metrics and evaluation in\n"

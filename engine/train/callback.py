@@ -57,6 +57,8 @@ class RunCallback(TrainerCallback):
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.tokens = tokens
         self.patience = patience
+        self.keep_adapter = "best"  # adapter/ holds: the lowest validation loss, or "last"
+        self.kept_step: int | None = None
         self.control_reader = ControlReader(run_dir)
         self.status = RunStatus(state="running", pid=os.getpid(), step=resumed_from)
         self.exit_state: str | None = None  # "stopped" / "paused" when a viewer asked
@@ -191,8 +193,13 @@ class RunCallback(TrainerCallback):
         val_loss = float(val_loss)
         self.events.emit("metric", split="val", step=state.global_step, loss=val_loss)
         best = self.status.best_val_loss
+        if self.keep_adapter == "last":  # the latest weights, so a stopped run has them too
+            self._save_adapter(kwargs["model"], state.global_step)
         if best is None or val_loss < best:
-            self._save_best_adapter(kwargs["model"], state.global_step, val_loss)
+            self.update_status(best_val_loss=val_loss, best_step=state.global_step)
+            if self.keep_adapter == "best":
+                self._save_adapter(kwargs["model"], state.global_step)
+            self.events.emit("best", step=state.global_step, val_loss=val_loss)
             self.evals_without_gain = self.rising_evals = 0
             return control
         self.evals_without_gain += 1
@@ -204,6 +211,7 @@ class RunCallback(TrainerCallback):
                 best_step=self.status.best_step,
                 best_val_loss=best,
                 patience=self.patience,
+                kept=self.keep_adapter,
             )
             control.should_training_stop = True
         return control
@@ -220,10 +228,20 @@ class RunCallback(TrainerCallback):
                 f"while training loss is {self.last_train_loss}",
             )
 
-    def _save_best_adapter(self, model: Any, step: int, val_loss: float) -> None:
-        """Keep the best adapter in adapter/, swapped in whole (temp dir, then rename)."""
-        self.update_status(best_val_loss=val_loss, best_step=step)  # every rank tracks it
+    def on_train_end(self, args, state, control, **kwargs):
+        """keep_adapter = "last": the final weights, unless the last evaluation saved them
+        or training failed (NaN weights are never kept)."""
+        model = kwargs.get("model")
+        if self.keep_adapter != "last" or self.failure is not None or model is None:
+            return control
+        if self.kept_step != state.global_step:
+            self._save_adapter(model, state.global_step)
+        return control
+
+    def _save_adapter(self, model: Any, step: int) -> None:
+        """Keep this adapter in adapter/, swapped in whole (temp dir, then rename)."""
         state = self.gather_state(model) if self.gather_state else None  # all ranks gather
+        self.kept_step = step
         if not self.is_main:
             return
         target = self.run_dir / ADAPTER_DIR
@@ -236,7 +254,7 @@ class RunCallback(TrainerCallback):
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
-        self.events.emit("best", step=step, val_loss=val_loss)
+        self.events.emit("kept", step=step, rule=self.keep_adapter)
 
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"

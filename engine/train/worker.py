@@ -253,6 +253,7 @@ def _train(run_dir: Path, callback: RunCallback, resume_from: Path | None) -> in
     try:
         cfg = load_config(run_dir / CONFIG_FILE)
         callback.patience = cfg.early_stopping_patience
+        callback.keep_adapter = cfg.keep_adapter
         from engine.model.resolve import load_tokenizer
 
         tokenizer = load_tokenizer(cfg.model)

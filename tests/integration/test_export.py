@@ -4,6 +4,7 @@ the run, and an interrupted export never looks complete."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,7 @@ def test_adapter_export_loads_in_plain_peft(completed_run, tiny_model_dir, tmp_p
     )
     card = (result.out / "README.md").read_text()
     assert "LORA" in card and "best validation loss" in card and "sha256" in card
+    assert re.search(r"\| adapter \| step \d+ \(lowest validation loss\) \|", card), card
     report = (result.out / "REPORT.md").read_text()
     assert "## Loss" in report and "* train loss" in report and "validation loss" in report
     assert "## Config" in report and "## Data" in report

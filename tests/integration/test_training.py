@@ -112,6 +112,24 @@ print((after - before).abs().max().item())
     assert float(out.stdout.strip().splitlines()[-1]) > 1e-4
 
 
+def test_keep_adapter_last_keeps_the_final_weights(tiny_model_dir, small_data) -> None:
+    """The final step (12) falls between validations (every 5): adapter/ still holds it."""
+    from safetensors.torch import load_file
+
+    cfg = tiny_config(tiny_model_dir, small_data, keep_adapter="last", max_steps=12,
+                      eval_steps=5, save_steps=12)  # fmt: skip
+    info = start_run(cfg)
+    wait_for_state(info.dir, ("completed",))
+    events = list(iter_all_events(info.dir))
+    kept = [(e["step"], e["rule"]) for e in events if e["type"] == "kept"]
+    assert kept == [(0, "last"), (5, "last"), (10, "last"), (12, "last")]
+    assert any(e["type"] == "best" for e in events)  # the best loss is still reported
+    final = load_file(info.dir / "checkpoints" / "checkpoint-12" / "adapter_model.safetensors")
+    adapter = load_file(info.dir / "adapter" / "adapter_model.safetensors")
+    assert final.keys() == adapter.keys()
+    assert all(bool((final[k] == adapter[k]).all()) for k in final)
+
+
 def test_kill_9_then_resume_continues_the_same_curve(tiny_model_dir, small_data) -> None:
     reference = start_run(tiny_config(tiny_model_dir, small_data))
     wait_for_state(reference.dir, ("completed",))

@@ -67,6 +67,10 @@ async def test_fields_show_values_and_explanations_and_intervals_follow_the_data
         assert "learning_rate = 0.0013: LoRA's best rate for a Llama-like model 576" in recipe
         assert "gradient_accumulation = 1: effective batch 4: 124 examples" in recipe
         assert "epochs = 3: 93 optimizer steps in all" in recipe
+        # the tickets' answers carry a category: the last adapter is kept, no early stop
+        assert (cfg.keep_adapter, cfg.early_stopping_patience) == ("last", None)
+        assert form.widgets["keep_adapter"].value == "last"
+        assert "keep_adapter = last: the answers' 'category' is a label" in recipe
         assert "Validation loss every 11 steps: 9 points" in side(screen, "#hp-estimate")
         assert "Peak memory: about" in side(screen, "#hp-estimate")
         assert "Time: about" in side(screen, "#hp-estimate")

@@ -159,6 +159,20 @@ def test_run_history_drops_points_superseded_by_a_resume() -> None:
     assert history.banner is None
 
 
+def test_banners_name_the_last_adapter_when_the_run_keeps_it() -> None:
+    history = RunHistory()
+    history.ingest([{"type": "best", "step": 20, "val_loss": 0.64},
+                    {"type": "kept", "step": 30, "rule": "last"},
+                    {"type": "warning", "code": "overfitting", "step": 30,
+                     "message": "validation loss rose from 0.64 to 0.80"}])  # fmt: skip
+    assert history.banner is not None
+    assert "keeps its last adapter" in history.banner.text and "step 20" not in history.banner.text
+    history.ingest([{"type": "early_stop", "step": 42, "best_step": 20, "best_val_loss": 0.64,
+                     "patience": 2, "kept": "last"}])  # fmt: skip
+    assert history.banner.kind == "early_stop"
+    assert "the last adapter is kept" in history.banner.text
+
+
 def test_loss_chart_redraws_at_most_once_per_tick() -> None:
     chart = LossChart()
     chart._draw = lambda: None  # no terminal in a unit test: count the redraws only

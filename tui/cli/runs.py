@@ -246,6 +246,8 @@ def format_event(event: dict[str, Any]) -> str | None:
         return f"[warning] {event['message']}"
     if kind == "best":
         return f"  best so far: val_loss {_num(event.get('val_loss'))} at step {event.get('step')}"
+    if kind == "kept" and event.get("rule") == "last":
+        return f"  adapter/ now holds step {event.get('step')} (keep_adapter = last)"
     if kind in ("warning", "early_stop", "resume", "runtime", "control"):
         fields = {k: v for k, v in event.items() if k not in ("type", "time")}
         return f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items())
@@ -257,7 +259,7 @@ def format_recipe(choices: list[dict[str, Any]]) -> str:
     lines = ["[recipe] chosen for this data and model (set a value to override it):"]
     for choice in choices:
         value = choice.get("value")
-        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        shown = f"{value:g}" if isinstance(value, float) else "off" if value is None else str(value)
         lines.append(f"  {choice.get('field')} = {shown}  ({choice.get('reason')})")
     return "\n".join(lines)
 

@@ -180,9 +180,9 @@ class ExportScreen(WizardScreen):
             text = (f"Run {run_id} ({message.state}) has no adapter yet: one is saved at its "
                     "first validation step. Train it first (ctrl+p).")  # fmt: skip
         else:
-            text = f"Run {run_id} ({message.state}): its best adapter is ready to export."
+            text = f"Run {run_id} ({message.state}): its kept adapter is ready to export."
             if message.state in ACTIVE_STATES:
-                text += " The run is still training: this exports the best adapter so far."
+                text += " The run is still training: this exports the adapter kept so far."
         self._intro(text)
 
     # -- exporting -----------------------------------------------------------------------

@@ -285,7 +285,7 @@ class TrainScreen(WizardScreen):
         if info.state in ACTIVE_STATES:
             text = f"q leaves it training; back with `tunedeck attach {info.id}`"
         elif info.state == "completed":
-            text = f"Run {info.id} completed; best adapter: {display_path(info.dir / 'adapter')}"
+            text = f"Run {info.id} completed; kept adapter: {display_path(info.dir / 'adapter')}"
         else:
             text = f"Run {info.id} is {info.state}; p resumes it from its newest checkpoint"
         if self.history.gpus:  # e.g. pinned to one of several GPUs (engine.model.devices)

@@ -34,7 +34,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Adapter (LoRA)", ("lora.r", "lora.alpha", "lora.dropout", "lora.target_modules")),
     (
         "Validation and checkpoints",
-        ("eval_steps", "save_steps", "logging_steps", "early_stopping_patience"),
+        ("eval_steps", "save_steps", "logging_steps", "early_stopping_patience", "keep_adapter"),
     ),
     (
         "Memory and speed",
