@@ -120,13 +120,16 @@ class RunHistory:
                 "rate or add warmup; the last good checkpoint is kept"
             )
         elif code == "overfitting":
-            best = f" The best adapter (step {self.best[0]}) is kept;" if self.best else ""
+            message = event.get("message", "validation loss is rising")
             if self.keeps_last:
-                best = " The run keeps its last adapter (keep_adapter = last);"
-            text = (
-                f"▲ Overfitting: {event.get('message', 'validation loss is rising')}.{best} "
-                "stop now (x) or let early stopping decide"
-            )
+                text = (
+                    f"▲ Overfitting? {message}. The run keeps its last adapter (keep_adapter = "
+                    "last: for labels, validation loss follows the rest of the answer); stop now "
+                    "(x) to keep this one"
+                )
+            else:
+                best = f" The best adapter (step {self.best[0]}) is kept;" if self.best else ""
+                text = f"▲ Overfitting: {message}.{best} stop now (x) or let early stopping decide"
         elif code == "truncated_away":
             text = f"! {event.get('message', 'examples dropped by truncation')}"
         else:

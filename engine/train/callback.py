@@ -225,7 +225,7 @@ class RunCallback(TrainerCallback):
                 code="overfitting",
                 step=step,
                 message=f"validation loss rose from {best:.4f} to {val_loss:.4f} "
-                f"while training loss is {self.last_train_loss}",
+                f"while training loss is {_loss_text(self.last_train_loss)}",
             )
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -310,3 +310,7 @@ def _memory_bytes() -> int | None:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _loss_text(loss: float | None) -> str:
+    return f"{loss:.4f}" if loss is not None else "not logged yet"
