@@ -133,3 +133,26 @@ def test_lora_alpha_for_llama_cpp() -> None:
     for key in ("use_dora", "rank_pattern", "modules_to_save"):
         with pytest.raises(UnsupportedModelError, match="cannot hold"):
             adapter_alpha({"r": 8, "lora_alpha": 16, key: True if key == "use_dora" else ["x"]})
+
+
+@pytest.mark.parametrize("qtype", [T.F16, T.Q8_0, T.Q4_0])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_large_matrices_are_converted_a_block_of_rows_at_a_time(qtype, dtype, monkeypatch):
+    """A 16-bit merge is converted to float32 in blocks of rows, never whole; the bytes
+    are those of the whole matrix converted at once."""
+    import torch
+
+    from engine.export.gguf import writer
+    from engine.export.gguf.tensors import TensorPlan, encode_tensor
+
+    torch.manual_seed(0)
+    matrix = torch.randn(100, 64).to(getattr(torch, dtype))
+    plan = TensorPlan("model.embed_tokens.weight", "token_embd.weight", (100, 64), qtype)
+    whole = encode_tensor(plan, matrix.float().numpy())
+    converted: list[int] = []
+    real = writer._float32
+    monkeypatch.setattr(writer, "_float32", lambda t: converted.append(len(t)) or real(t))
+    monkeypatch.setattr(writer, "CHUNK_ELEMENTS", 64 * 30)
+    chunked = writer._encode(plan, matrix)
+    assert converted == [30, 30, 30, 10]
+    assert chunked.dtype == whole.dtype and np.array_equal(chunked, whole)

@@ -121,9 +121,33 @@ def _write_state(
 
 
 def _model_tensor(plan: TensorPlan, state: Mapping[str, Any], config: dict[str, Any]) -> Any:
+    """The tensor as the model holds it (16-bit for a merge): `_encode` converts it."""
     if plan.source == "rope_freqs":
         return llama3_rope_factors(config)
-    return state[plan.source].detach().float().cpu().numpy()
+    return state[plan.source].detach()
+
+
+CHUNK_ELEMENTS = 1 << 24
+"""Elements converted to float32 at a time (64 MB), so that a 16-bit merge is never copied
+whole at 32 bits: the embedding of a 135M model alone would be 113 MB more."""
+
+
+def _encode(plan: TensorPlan, data: Any) -> np.ndarray:
+    """`encode_tensor`, a block of rows at a time for a large matrix. GGUF's block types
+    (q8_0, q4_0) quantise along each row, so blocks of rows give the same bytes; Q and K
+    are permuted across a head's rows, so they are converted whole."""
+    if isinstance(data, np.ndarray):
+        return encode_tensor(plan, data)
+    rows = max(1, CHUNK_ELEMENTS // max(1, math.prod(data.shape[1:])))
+    if plan.heads is not None or data.dim() < 2 or data.shape[0] <= rows:
+        return encode_tensor(plan, _float32(data))
+    return np.concatenate(
+        [encode_tensor(plan, _float32(data[i : i + rows])) for i in range(0, len(data), rows)]
+    )
+
+
+def _float32(tensor: Any) -> np.ndarray:
+    return tensor.float().cpu().numpy()
 
 
 def _write_tensors(
@@ -142,7 +166,7 @@ def _write_tensors(
     for index, plan in enumerate(plans):
         if index % 8 == 0:
             say(f"writing GGUF tensors ({index}/{len(plans)})", index / len(plans))
-        writer.write_tensor_data(encode_tensor(plan, load(plan)))
+        writer.write_tensor_data(_encode(plan, load(plan)))
     say(f"writing GGUF tensors ({len(plans)}/{len(plans)})", 1.0)
 
 
@@ -176,7 +200,7 @@ def write_adapter_gguf(
             writer.add_name(name)
             writer.add_string(Keys.Adapter.TYPE, "lora")
             writer.add_float32(Keys.Adapter.LORA_ALPHA, alpha)
-            load = lambda plan: handle.get_tensor(plan.source).float().numpy()  # noqa: E731
+            load = lambda plan: handle.get_tensor(plan.source)  # noqa: E731
             _write_tensors(writer, plans, load, progress or no_progress)
         finally:
             writer.close()
