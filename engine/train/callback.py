@@ -229,10 +229,13 @@ class RunCallback(TrainerCallback):
             )
 
     def on_train_end(self, args, state, control, **kwargs):
-        """keep_adapter = "last": the final weights, unless the last evaluation saved them
-        or training failed (NaN weights are never kept)."""
+        """keep_adapter = "last": the final weights, unless the last evaluation saved them,
+        training failed (NaN weights are never kept) or the run is pausing (a full disk
+        pauses it too; it resumes from its checkpoint)."""
         model = kwargs.get("model")
         if self.keep_adapter != "last" or self.failure is not None or model is None:
+            return control
+        if self.exit_state == "paused":
             return control
         if self.kept_step != state.global_step:
             self._save_adapter(model, state.global_step)
