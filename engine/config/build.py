@@ -297,7 +297,8 @@ fields a preset leaves alone, so "balanced" is the recipe itself."""
 PRESET_DESCRIPTIONS: dict[str, str] = {
     "quick": "a first look: 1 epoch, small adapter (r=8), short sequences",
     "balanced": "sized to your data and model: learning rate from the model's width, batch "
-    "and epochs from the number of examples, early stopping on validation loss",
+    "and epochs from the number of examples, the adapter to keep from the answers (the last "
+    "one for labels, else the best by validation loss)",
     "thorough": "3 epochs, larger adapter (r=32), more patience before stopping early",
 }
 
