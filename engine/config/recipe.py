@@ -161,12 +161,20 @@ def choose_recipe(cfg: TrainConfig, inputs: RecipeInputs, keep: Collection[str] 
     return Recipe(cfg, tuple(choices))
 
 
+PATIENCE = TrainConfig().early_stopping_patience
+"""The config's own default patience, which the recipe names when it keeps early stopping."""
+
+
 def _kept_adapter(label_key: str | None) -> list[tuple[str, Any, str]]:
     """keep_adapter and early stopping: the last adapter for labels, else the best one."""
     if label_key is None:
         return [
             ("keep_adapter", "best", "the lowest validation loss: it follows the whole answer"),
-            ("early_stopping_patience", 3, "stop after 3 validations without a better loss"),
+            (
+                "early_stopping_patience",
+                PATIENCE,
+                f"stop after {PATIENCE} validations without a better loss",
+            ),
         ]
     label = "the answer" if label_key == "" else f"the answers' {label_key!r}"
     return [

@@ -231,32 +231,30 @@ def _source_sha(run_dir: Path) -> str:
     return str(source.get("sha256", "unknown")) if isinstance(source, dict) else "unknown"
 
 
-def _kept(run_dir: Path, cfg: TrainConfig) -> str:
-    """Which adapter the export holds: its step, and the rule that kept it."""
-    kept, best = None, None  # runs from before keep_adapter wrote only "best" events
-    for event in iter_all_events(run_dir):
-        if event["type"] == "kept":
-            kept = event.get("step")
-        elif event["type"] == "best":
-            best = event.get("step")
-    step = kept if kept is not None else best
-    rule = "the last one" if cfg.keep_adapter == "last" else "lowest validation loss"
-    return f"step {step} ({rule})" if step is not None else rule
-
-
-def _best(run_dir: Path) -> dict[str, Any]:
+def _adapter_events(run_dir: Path) -> tuple[dict[str, Any], int | None]:
+    """The last `best` event, and the step of the kept adapter: the last `kept` event's,
+    or for runs from before keep_adapter (they wrote only `best`) the best one's."""
     best: dict[str, Any] = {}
+    kept: int | None = None
     for event in iter_all_events(run_dir):
         if event["type"] == "best":
             best = event
-    return best
+        elif event["type"] == "kept":
+            kept = event.get("step")
+    return best, kept if kept is not None else best.get("step")
+
+
+def _kept_text(step: int | None, cfg: TrainConfig) -> str:
+    """Which adapter the export holds: its step, and the rule that kept it."""
+    rule = "the last one" if cfg.keep_adapter == "last" else "lowest validation loss"
+    return f"step {step} ({rule})" if step is not None else rule
 
 
 def model_card(
     run_dir: Path, cfg: TrainConfig, kind: ExportKind = "adapter", quant: Quant = DEFAULT_QUANT
 ) -> str:
     """A README for the exported directory: what it is, how it was made, how to use it."""
-    best = _best(run_dir)
+    best, kept = _adapter_events(run_dir)
     merged = kind == "merged"
     titles = {"adapter": "LoRA adapter (PEFT)", "merged": "merged model",
               "gguf": f"GGUF model ({quant})", "gguf-adapter": "GGUF LoRA adapter"}  # fmt: skip
@@ -285,7 +283,7 @@ def model_card(
         f"| epochs / max steps | {cfg.epochs} / {cfg.max_steps or '-'} |\n"
         f"| learning rate | {cfg.learning_rate} |\n"
         f"| best validation loss | {val} |\n"
-        f"| adapter | {_kept(run_dir, cfg)} |\n"
+        f"| adapter | {_kept_text(kept, cfg)} |\n"
         f"| exported | {time.strftime('%Y-%m-%d %H:%M')} |\n\n"
         f"{_usage(run_dir, cfg, kind, quant, load)}"
         "The full config is in `tunedeck/config.toml`, the metrics and evaluation in\n"
