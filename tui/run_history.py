@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.core.events import metric_history
+from engine.core.events import ACTIVE_STATES, metric_history
 
 BANNER_PRIORITY = ("failed", "nan_loss", "early_stop", "overfitting", "truncated_away")
 """Which notice wins the one banner line, most important first."""
@@ -49,6 +49,8 @@ class RunHistory:
         self.gpus = ""
         """Which GPUs the worker trains on (the runtime event's words; "" on CPU)."""
         self.notices: dict[str, Banner] = {}
+        self._overfitting: dict[str, Any] | None = None
+        """The overfitting warning, re-worded when the run stops (no "stop now" then)."""
         self.event_count = 0
 
     @property
@@ -110,6 +112,25 @@ class RunHistory:
             self.notices["failed"] = Banner("failed", f"✗ Run failed: {error}{hint}")
         elif self.state in ("queued", "running"):
             self.notices.pop("failed", None)  # resumed
+        if self._overfitting is not None:  # its advice depends on whether the run goes on
+            self.notices["overfitting"] = Banner("overfitting", self._overfitting_text())
+
+    def _overfitting_text(self) -> str:
+        event = self._overfitting or {}
+        message = event.get("message", "validation loss is rising")
+        running = self.state in ACTIVE_STATES
+        if self.keeps_last:
+            kept = (
+                "The run keeps its last adapter (keep_adapter = last: for labels, validation "
+                "loss follows the rest of the answer)"
+            )
+            action = "; stop now (x) to keep this one" if running else ""
+            return f"▲ Overfitting? {message}. {kept}{action}"
+        best = f" The best adapter (step {self.best[0]}) is kept" if self.best else ""
+        if running:
+            action = "stop now (x) or let early stopping decide"
+            return f"▲ Overfitting: {message}.{best and best + ';'} {action}"
+        return f"▲ Overfitting: {message}.{best and best + '.'}"
 
     def _warning(self, event: dict[str, Any]) -> None:
         code = str(event.get("code", ""))
@@ -120,16 +141,8 @@ class RunHistory:
                 "rate or add warmup; the last good checkpoint is kept"
             )
         elif code == "overfitting":
-            message = event.get("message", "validation loss is rising")
-            if self.keeps_last:
-                text = (
-                    f"▲ Overfitting? {message}. The run keeps its last adapter (keep_adapter = "
-                    "last: for labels, validation loss follows the rest of the answer); stop now "
-                    "(x) to keep this one"
-                )
-            else:
-                best = f" The best adapter (step {self.best[0]}) is kept;" if self.best else ""
-                text = f"▲ Overfitting: {message}.{best} stop now (x) or let early stopping decide"
+            self._overfitting = event
+            text = self._overfitting_text()
         elif code == "truncated_away":
             text = f"! {event.get('message', 'examples dropped by truncation')}"
         else:

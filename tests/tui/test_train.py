@@ -173,6 +173,21 @@ def test_banners_name_the_last_adapter_when_the_run_keeps_it() -> None:
     assert "the last adapter is kept" in history.banner.text
 
 
+def test_overfitting_banner_offers_stopping_only_while_the_run_goes_on() -> None:
+    for rule, kept in (("best", "best adapter (step 20) is kept"), ("last", "last adapter")):
+        history = RunHistory()
+        history.ingest([{"type": "state", "state": "running"},
+                        {"type": "best", "step": 20, "val_loss": 0.64},
+                        {"type": "kept", "step": 30, "rule": rule},
+                        {"type": "warning", "code": "overfitting", "step": 30,
+                         "message": "validation loss rose from 0.64 to 0.80"}])  # fmt: skip
+        assert history.banner is not None and "stop now (x)" in history.banner.text
+        history.ingest([{"type": "state", "state": "completed"}])
+        assert history.banner is not None and history.banner.kind == "overfitting"
+        assert "stop now" not in history.banner.text and kept in history.banner.text
+        assert "validation loss rose from 0.64 to 0.80" in history.banner.text
+
+
 def test_loss_chart_redraws_at_most_once_per_tick() -> None:
     chart = LossChart()
     chart._draw = lambda: None  # no terminal in a unit test: count the redraws only
