@@ -197,7 +197,7 @@ class EvalBackend(Protocol):
         ...
 
     def eval_adapters(self, run_dir: Path) -> tuple[bool, list[int]]:
-        """Whether the run has its best adapter yet, and the steps of saved checkpoints."""
+        """Whether the run has its kept adapter yet, and the steps of saved checkpoints."""
         ...
 
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
@@ -283,7 +283,7 @@ class ExportBackend(Protocol):
     """Exports of a trained run."""
 
     def has_adapter(self, run_dir: Path) -> bool:
-        """True once the run has saved its best adapter (at its first validation)."""
+        """True once the run has saved its adapter (at its first validation)."""
         ...
 
     def export_run(

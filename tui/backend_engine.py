@@ -279,7 +279,7 @@ class EngineBackend:
         return engine_evaluate.eval_running(run_dir)
 
     def eval_adapters(self, run_dir: Path) -> tuple[bool, list[int]]:
-        """Whether the run has its best adapter yet, and the steps of saved checkpoints."""
+        """Whether the run has its kept adapter yet, and the steps of saved checkpoints."""
         return self.has_adapter(run_dir), sorted(eval_plan.checkpoint_adapters(run_dir))
 
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
@@ -354,7 +354,7 @@ class EngineBackend:
     # -- export ------------------------------------------------------------------------------
 
     def has_adapter(self, run_dir: Path) -> bool:
-        """True once the run has saved its best adapter (at its first validation)."""
+        """True once the run has saved its adapter (at its first validation)."""
         return eval_plan.has_adapter(run_dir / eval_plan.ADAPTER_DIR)
 
     def export_run(

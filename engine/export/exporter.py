@@ -89,7 +89,7 @@ def export_run(
     progress: ProgressFn | None = None,
     quant: Quant = DEFAULT_QUANT,
 ) -> ExportResult:
-    """Write the run's best adapter, merged model or GGUF, with card, bundle and report.
+    """Write the run's kept adapter, merged model or GGUF, with card, bundle and report.
 
     Args:
         kind: what to write (see the module docstring).

@@ -20,9 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `export` to the CLI."""
     parser = subparsers.add_parser(
         "export",
-        help="export a run's best adapter, a merged model or GGUF (llama.cpp, Ollama)",
+        help="export a run's kept adapter, a merged model or GGUF (llama.cpp, Ollama)",
         description=(
-            "Write the run's best adapter as a PEFT directory; with --merged a full model "
+            "Write the run's kept adapter (adapter/: the best or the last, as keep_adapter "
+            "says) as a PEFT directory; with --merged a full model "
             "with the adapter merged in; with --gguf that merged model as one GGUF file "
             "for llama.cpp, Ollama or LM Studio, plus an Ollama Modelfile; with "
             "--gguf-adapter the adapter alone as a GGUF LoRA (llama.cpp --lora, Ollama "

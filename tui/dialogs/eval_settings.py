@@ -67,7 +67,7 @@ class EvalChoices:
 
     run_name: str
     has_adapter: bool
-    """The run has its best adapter (the fine-tuned system can be evaluated)."""
+    """The run has its kept adapter (the fine-tuned system can be evaluated)."""
     checkpoints: tuple[int, ...]
     """Steps of the complete saved checkpoints that hold an adapter."""
 
@@ -157,7 +157,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
 
     def _system_rows(self) -> ComposeResult:
         checked = checked_systems(self.initial, self.choices)
-        tuned = "fine-tuned (best)" if self.choices.has_adapter else "fine-tuned (no adapter yet)"
+        has_adapter = self.choices.has_adapter
+        tuned = "fine-tuned (kept adapter)" if has_adapter else "fine-tuned (no adapter yet)"
         for system, title in ((BASE_ZERO, "base zero-shot"), (BASE_FEW, "base few-shot"),
                               (TUNED, tuned)):  # fmt: skip
             missing = system == TUNED and not self.choices.has_adapter
