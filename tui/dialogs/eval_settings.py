@@ -161,7 +161,7 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
         tuned = "fine-tuned (kept adapter)" if has_adapter else "fine-tuned (no adapter yet)"
         for system, title in ((BASE_ZERO, "base zero-shot"), (BASE_FEW, "base few-shot"),
                               (TUNED, tuned)):  # fmt: skip
-            missing = system == TUNED and not self.choices.has_adapter
+            missing = system == TUNED and not has_adapter
             box = Checkbox(title, system in checked and not missing, compact=True,
                            id=f"sys-{system}", disabled=missing)  # fmt: skip
             self.boxes[system] = box
