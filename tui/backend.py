@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.data.lint.linter import FixResult, LintReport
     from engine.data.split import SplitResult
     from engine.eval.options import EvalOptions
+    from engine.eval.primary import PrimaryOptions
     from engine.eval.review import AbPair, AbStats, EvalTable
     from engine.export.exporter import ExportKind, ExportResult
     from engine.export.gguf.options import Quant
@@ -202,6 +203,10 @@ class EvalBackend(Protocol):
 
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
         """The evaluation options last chosen for the run (None: none saved)."""
+        ...
+
+    def primary_options(self, run_dir: Path) -> PrimaryOptions:
+        """The run's primary metric now, the data's decision, and the label keys offered."""
         ...
 
     def save_eval_options(self, run_dir: Path, options: EvalOptions) -> None:

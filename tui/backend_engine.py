@@ -33,6 +33,7 @@ from engine.eval import plan as eval_plan
 from engine.eval import review as engine_review
 from engine.eval.baseline import BASELINE_OPTIONS
 from engine.eval.options import EvalOptions, load_options, save_options
+from engine.eval.primary import PrimaryOptions, primary_options
 from engine.eval.review import AbPair, AbStats, EvalTable
 from engine.eval.sets import set_name_for
 from engine.eval.store import VALIDATION, stored_rows
@@ -285,6 +286,10 @@ class EngineBackend:
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
         """The evaluation options last chosen for the run (None: none saved)."""
         return load_options(run_dir)
+
+    def primary_options(self, run_dir: Path) -> PrimaryOptions:
+        """The run's primary metric now, the data's decision, and the label keys offered."""
+        return primary_options(run_dir)
 
     def save_eval_options(self, run_dir: Path, options: EvalOptions) -> None:
         """Keep the options for the run's next evaluation (the key's env var name only)."""

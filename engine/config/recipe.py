@@ -61,7 +61,7 @@ from engine.config.build import TrainConfig, suggest_intervals, with_overrides
 from engine.config.estimate import detect_device, estimate_run
 from engine.core.errors import TunedeckError
 from engine.data.formats import Example
-from engine.data.labels import examples_class_label
+from engine.data.primary import decide_for_examples
 from engine.data.token_lengths import percentile, utf8_size
 from engine.model.resolve import (
     EMBEDDED,
@@ -101,7 +101,7 @@ class RecipeInputs:
     free_gpu_bytes: int | None = None
     """Free memory of one GPU, when training on CUDA."""
     label_key: str | None = None
-    """The answers' class label (`examples_class_label`): its JSON key, "" for the whole
+    """The answers' class label (`decide_for_examples`): its JSON key, "" for the whole
     answer; None when they carry none."""
 
 
@@ -288,6 +288,7 @@ def recipe_for_run(cfg: TrainConfig, train: Sequence[Example], keep: Collection[
 
 
 def label_key(examples: Sequence[Example]) -> str | None:
-    """The training answers' class label key ("" for the whole answer), or None."""
-    scheme = examples_class_label(examples)
-    return scheme.key if scheme is not None else None
+    """The training answers' class label key ("" for the whole answer), or None: the
+    primary-metric decision that evaluation makes and stores (engine.data.primary)."""
+    primary = decide_for_examples(examples)
+    return primary.key if primary.kind == "label" else None

@@ -10,7 +10,8 @@ $TUNEDECK_HOME/runs/<run-id>/
   data/              train.jsonl, val.jsonl, manifest.json (the split, with its source)
   checkpoints/       checkpoint-<step>/, each complete once its marker is written
   adapter/           the kept adapter: best by validation loss, or the last (PEFT files)
-  eval/              options, lock and log of the evaluation; the validation split's
+  eval/              options, lock and log of the evaluation, the run's primary metric
+                     (primary.json); the validation split's
                      results (each system's answers, losses, probes, judge verdicts,
                      review marks, summary); test-<stem>-<hash>/: the same for a test file
 """
@@ -37,6 +38,7 @@ EVAL_DIR = "eval"
 EVAL_LOCK_FILE = "eval.lock"
 EVAL_LOG_FILE = "eval.log"
 EVAL_OPTIONS_FILE = "options.json"
+PRIMARY_FILE = "primary.json"
 SUMMARY_FILE = "summary.json"
 LOSS_FILE = "loss.jsonl"
 PROBES_FILE = "probes.jsonl"

@@ -12,14 +12,17 @@ so both agree on what a label is. The rule, general on purpose:
 
 "Few" means at least 2 and at most min(50, n / 2) distinct values over n answers.
 
-Evaluation asks more before it scores by label accuracy (`is_class_label`): the values are
-word-like (not numbers), and chosen from a set rather than copied from the prompt, as an
-order's city or product is. Otherwise JSON answers are scored field by field.
+Evaluation asks more before it scores by label accuracy (`class_label_check`): the values
+are word-like (not numbers), and chosen from a set that the data shows is fixed (the system
+prompt names them, or their number stops growing with the data) rather than copied from
+the prompt, as an order's city or product is ("desk lamps" in the email counts as a copy of
+"desk lamp"). Otherwise JSON answers are scored field by field (engine.data.primary).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -193,18 +196,36 @@ def detect_labels(answers: Iterable[str]) -> LabelScheme | None:
 
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)(e[+-]?\d+)?")
 _LETTER = re.compile(r"[^\W\d_]")
+_WORD = re.compile(r"[^\W_]+")
 _EXTRACTED_SHARE = 0.5
 _NAMED_IN_INSTRUCTIONS = 2
+_NEW_IN_HALF_SHARE = 0.2
+"""A fixed set shows all but this share (at least one) of its values in half the data."""
 
 
-def _words_of(text: str) -> str:
-    """Case-folded words joined by single spaces, `_` and `-` read as spaces."""
-    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
+def _words_of(text: str) -> list[str]:
+    """Case-folded words; `_`, `-` and punctuation separate them."""
+    return _WORD.findall(text.casefold())
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Equal up to a plural ending: lamp ~ lamps, box ~ boxes, battery ~ batteries."""
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    if long in (short + "s", short + "es"):
+        return True
+    return short.endswith("y") and long == short[:-1] + "ies"
 
 
 def _contains(text: str, label: str) -> bool:
-    words = _words_of(label)
-    return bool(words) and f" {words} " in f" {_words_of(text)} "
+    """The label's words occur in the text in a row, case, hyphens and plurals aside."""
+    wanted, seen = _words_of(label), _words_of(text)
+    k = len(wanted)
+    return bool(wanted) and any(
+        all(_same_word(w, s) for w, s in zip(wanted, seen[i : i + k], strict=True))
+        for i in range(len(seen) - k + 1)
+    )
 
 
 def is_word_like(label: str) -> bool:
@@ -217,12 +238,42 @@ def is_word_like(label: str) -> bool:
     )
 
 
-def is_class_label(
+def values_stop_growing(labels: Sequence[str]) -> tuple[bool, int, int]:
+    """Does the number of distinct values stop growing as the data grows?
+
+    A random half of the examples (seeded: the same data gives the same answer; random, so
+    a file sorted by label or cycling through the labels is still read throughout) against
+    all of them: a fixed set of classes shows (nearly) every value in half the data, while
+    extracted entities (names, cities, products) keep bringing new ones.
+
+    Returns:
+        (stops growing, distinct values in the half, distinct values in all).
+    """
+    whole = {_label_key(v) for v in labels}
+    chosen = random.Random(len(labels)).sample(range(len(labels)), len(labels) // 2)
+    half = {_label_key(labels[i]) for i in chosen}
+    allowed = max(1, int(_NEW_IN_HALF_SHARE * len(whole)))
+    return len(whole) - len(half) <= allowed, len(half), len(whole)
+
+
+def _label_key(label: str) -> str:
+    return " ".join(_words_of(label))
+
+
+@dataclass(frozen=True)
+class ClassLabelCheck:
+    """Whether a label scheme's field is a class label, and the reason in words."""
+
+    is_label: bool
+    reason: str
+
+
+def class_label_check(
     scheme: LabelScheme,
     answers: Sequence[str],
     prompts: Sequence[str] | None = None,
     instructions: str = "",
-) -> bool:
+) -> ClassLabelCheck:
     """Is the scheme's field a class label (pick one of a fixed set), not an extracted value?
 
     The rule, for the primary score of an evaluation (lint and split keep detect_labels):
@@ -230,43 +281,86 @@ def is_class_label(
     1. every value is word-like: a letter in it, at most 4 words, not a number
        (`quantity: 3` or `"12.5"` is a value to get right, not a class);
     2. few values relative to the data (detect_labels: 2 to min(50, n / 2) distinct);
-    3. the value is chosen, not copied: in fewer than half of the examples does the
-       answer's value appear word for word in its own prompt (an order's `city` or
-       `product` is copied from the email; a ticket's `category` rarely is). The system
-       prompt naming at least two of the values ("one category: billing, bug, ...")
-       marks a fixed set outright and overrides this check.
+    3. the set is fixed: the system prompt names at least two of the values ("one
+       category: billing, bug, ..."), which settles it; otherwise
+    4. the value is chosen, not copied: in fewer than half of the examples does the
+       answer's value appear in its own prompt (case, hyphens and plural endings aside:
+       "5 desk lamps" holds "desk lamp"), and
+    5. the values stop growing with the data (values_stop_growing).
 
     Args:
         answers / prompts: training answers and their user messages, in the same order
-            (prompts None: check 3 is skipped).
+            (prompts None: check 4 is skipped).
         instructions: the system prompt text(s) of the data.
     """
-    if not all(is_word_like(label) for label in scheme.counts):
-        return False
+    field = "the answer" if scheme.key == WHOLE_ANSWER else repr(scheme.key)
+    numbers = [label for label in scheme.counts if not is_word_like(label)]
+    if numbers:
+        return ClassLabelCheck(False, f"{field} holds values such as {numbers[0]!r}, not names")
     named = sum(_contains(instructions, label) for label in scheme.counts)
-    if named >= _NAMED_IN_INSTRUCTIONS or prompts is None:
-        return True
-    copied = total = 0
-    for answer, prompt in zip(answers, prompts, strict=False):
+    count = len(scheme.counts)
+    if named >= _NAMED_IN_INSTRUCTIONS:
+        return ClassLabelCheck(True, f"{field} takes one of {count} values named in the "
+                                     "system prompt")  # fmt: skip
+    labels: list[str] = []
+    copied = 0
+    for index, answer in enumerate(answers):
         label = scheme.label_of(answer)
         if label is None:
             continue
-        total += 1
-        copied += _contains(prompt, label)
-    return total == 0 or copied < _EXTRACTED_SHARE * total
+        labels.append(label)
+        if prompts is not None and index < len(prompts):
+            copied += _contains(prompts[index], label)
+    if labels and copied >= _EXTRACTED_SHARE * len(labels):
+        share = round(100 * copied / len(labels))
+        return ClassLabelCheck(
+            False, f"{field} is copied from the prompt in {share} % of the examples"
+        )
+    stops, half, whole = values_stop_growing(labels)
+    if not stops:
+        return ClassLabelCheck(
+            False,
+            f"{field} keeps taking new values as the data grows ({half} distinct in half "
+            f"the examples, {whole} in all)",
+        )
+    return ClassLabelCheck(
+        True,
+        f"{field} takes one of {count} values, chosen (not copied from the prompt) from a "
+        "set that stops growing with the data",
+    )
+
+
+def is_class_label(
+    scheme: LabelScheme,
+    answers: Sequence[str],
+    prompts: Sequence[str] | None = None,
+    instructions: str = "",
+) -> bool:
+    """class_label_check's yes or no."""
+    return class_label_check(scheme, answers, prompts, instructions).is_label
 
 
 def class_label_scheme(
     answers: Sequence[str], prompts: Sequence[str] | None = None, instructions: str = ""
 ) -> LabelScheme | None:
     """The best candidate label scheme of the answers that is a class label (is_class_label)."""
+    return class_label_search(answers, prompts, instructions)[0]
+
+
+def class_label_search(
+    answers: Sequence[str], prompts: Sequence[str] | None = None, instructions: str = ""
+) -> tuple[LabelScheme | None, list[ClassLabelCheck]]:
+    """The first candidate scheme that is a class label (or None), and every check made."""
     tally = LabelTally()
     for answer in answers:
         tally.add(answer, parse_json_object(answer))
+    checks = []
     for scheme in tally.schemes():
-        if is_class_label(scheme, answers, prompts, instructions):
-            return scheme
-    return None
+        check = class_label_check(scheme, answers, prompts, instructions)
+        checks.append(check)
+        if check.is_label:
+            return scheme, checks
+    return None, checks
 
 
 def label_inputs(examples: Sequence[Example]) -> tuple[list[str], list[str], str]:
@@ -275,8 +369,3 @@ def label_inputs(examples: Sequence[Example]) -> tuple[list[str], list[str], str
     systems = dict.fromkeys(m.content for e in examples for m in e.messages if m.role == "system")
     users = ["\n".join(m.content for m in e.messages if m.role == "user") for e in examples]
     return [e.answer for e in examples], users, "\n".join(systems)
-
-
-def examples_class_label(examples: Sequence[Example]) -> LabelScheme | None:
-    """The class label of training examples' answers, if they carry one (is_class_label)."""
-    return class_label_scheme(*label_inputs(examples))

@@ -2,10 +2,11 @@
 
 Per example: exact match, token F1 and ROUGE-L against the reference; for JSON references
 validity, same keys and per-key match; for labelled data the predicted label. The primary
-score (what "better" means when two systems are compared on one example) is the label's
-correctness when a field is a class label (engine.data.labels.is_class_label), field accuracy
-(the share of the reference's fields matched exactly) when the answers are other JSON
-objects, and ROUGE-L otherwise.
+score (what "better" means when two systems are compared on one example) is the task's
+primary metric (engine.data.primary, decided once from the training data or named by the
+user): the label's correctness when a field is a class label, field accuracy (the share of
+the reference's fields matched exactly) when the answers are other JSON objects, exact
+match, or ROUGE-L.
 
 Text is compared after NFKC normalisation, case folding and whitespace collapsing; tokens
 are runs of Unicode word characters, so punctuation and JSON syntax do not count as words.
@@ -25,12 +26,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from engine.data.labels import LabelScheme, parse_json_object
+from engine.data.primary import Primary, PrimaryKind, decide_primary
 
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 """2: label accuracy only for class labels, JSON extraction scored by field accuracy.
+3: a label is right when it matches the reference's, also one unseen in training; the
+primary metric is the run's (engine.data.primary), `exact` among them.
 Bumped when a per-example score changes meaning: stored rows are re-scored on load."""
 FAIL_ROUGE = 0.5
 """Free-text answers below this ROUGE-L (and not exact) count as failures in review."""
@@ -39,7 +43,6 @@ NO_LABEL = "(none)"
 OTHER_LABEL = "(other)"
 """Predicted label outside the label set seen in the data."""
 
-PrimaryKind = Literal["label", "json_keys", "rouge_l"]
 _WORD = re.compile(r"\w+")
 
 
@@ -148,16 +151,20 @@ def _label_norm(label: str) -> str:
     return normalise(label).rstrip(".!")
 
 
-def predicted_label(scheme: LabelScheme, output: str) -> str:
+def predicted_label(scheme: LabelScheme, output: str, reference_label: str | None = None) -> str:
     """The label an answer gives under the data's scheme, mapped onto the known labels.
 
-    Matching ignores case and a trailing full stop ("Positive." is "positive"); a label
-    outside the data's label set is OTHER_LABEL, no label at all NO_LABEL.
+    Matching ignores case and a trailing full stop ("Positive." is "positive"). A label
+    outside the data's label set is OTHER_LABEL, unless it is the reference's own label
+    (a test set may hold labels that training never saw: the answer is still right); no
+    label at all is NO_LABEL.
     """
     label = scheme.label_of(output, parse_json_object(output))
     if label is None or not label.strip():
         return NO_LABEL
     known = {_label_norm(k): k for k in scheme.counts}
+    if reference_label is not None:
+        known.setdefault(_label_norm(reference_label), reference_label)
     return known.get(_label_norm(label), OTHER_LABEL)
 
 
@@ -174,6 +181,13 @@ class ScoringContext:
     primary: PrimaryKind
     primary_name: str
     """How the summary names the primary score, e.g. "category accuracy"."""
+    choice: Primary | None = None
+    """The primary metric with its reason and source (None: made by hand in a test)."""
+
+    @property
+    def spec(self) -> str:
+        """The primary metric as a user spells it (`label:category`, `fields`, ...)."""
+        return self.choice.spec if self.choice is not None else self.primary
 
 
 def scoring_context(
@@ -181,30 +195,41 @@ def scoring_context(
     train_answers: Iterable[str],
     train_prompts: Sequence[str] | None = None,
     instructions: str = "",
+    primary: Primary | None = None,
 ) -> ScoringContext:
-    """Choose the label scheme (from the training answers) and the primary score.
-
-    Label accuracy only when a field really is a class label (engine.data.labels.is_class_label:
-    word-like values from a small set, chosen rather than copied from the prompt); JSON
-    objects otherwise are extraction, scored field by field ("field accuracy": the share
-    of the reference's fields matched exactly), free text by ROUGE-L.
+    """The label scheme and primary score of a task.
 
     Args:
+        references: the scored set's reference answers; read only when there are no
+            training answers to decide from.
         train_prompts: the user message of each training answer, in the same order (None:
             the copied-from-the-prompt check is skipped).
         instructions: the data's system prompt text(s).
+        primary: the run's primary metric (engine.eval.primary); None: decided here from
+            the training answers (engine.data.primary.decide_primary).
     """
-    from engine.data.labels import class_label_scheme
-
     answers = list(train_answers)
-    scheme = class_label_scheme(answers, train_prompts, instructions)
-    if scheme is not None:
-        name = "label" if not scheme.key else scheme.key
-        return ScoringContext(scheme, "label", f"{name} accuracy")
-    json_share = sum(parse_json(r) is not None for r in references) / max(1, len(references))
-    if json_share >= 0.9:
-        return ScoringContext(None, "json_keys", "field accuracy")
-    return ScoringContext(None, "rouge_l", "ROUGE-L")
+    if primary is None:
+        if answers:
+            primary = decide_primary(answers, train_prompts, instructions)
+        else:
+            primary = decide_primary(list(references))
+    return context_for(primary, answers)
+
+
+def context_for(primary: Primary, train_answers: Sequence[str]) -> ScoringContext:
+    """The scoring context of a primary metric: for a label, its scheme with the training
+    answers' label counts (the known labels that predictions are mapped onto)."""
+    scheme = None
+    if primary.kind == "label":
+        scheme = LabelScheme(primary.key or "", {})
+        counts: dict[str, int] = {}
+        for answer in train_answers:
+            label = scheme.label_of(answer)
+            if label is not None:
+                counts[label] = counts.get(label, 0) + 1
+        scheme = LabelScheme(scheme.key, dict(sorted(counts.items(), key=lambda kv: -kv[1])))
+    return ScoringContext(scheme, primary.kind, primary.name, primary)
 
 
 def score_example(output: str, reference: str, ctx: ScoringContext) -> dict[str, Any]:
@@ -219,7 +244,7 @@ def score_example(output: str, reference: str, ctx: ScoringContext) -> dict[str,
         scores.update(json_part)
     if ctx.scheme is not None:
         ref_label = ctx.scheme.label_of(reference, parse_json_object(reference))
-        scores["label"] = predicted_label(ctx.scheme, output)
+        scores["label"] = predicted_label(ctx.scheme, output, ref_label)
         scores["ref_label"] = ref_label
         scores["label_correct"] = ref_label is not None and (
             _label_norm(scores["label"]) == _label_norm(ref_label)
@@ -236,6 +261,8 @@ def primary_score(scores: dict[str, Any], ctx: ScoringContext) -> float:
     if ctx.primary == "json_keys" and "key_match" in scores:
         matches = scores["key_match"]
         return sum(matches.values()) / len(matches) if matches else float(scores["json_valid"])
+    if ctx.primary == "exact":
+        return float(scores["exact"])
     return float(scores["rouge_l"])
 
 
@@ -243,6 +270,8 @@ def is_failure(scores: dict[str, Any], ctx: ScoringContext) -> bool:
     """Wrong label, invalid JSON or wrong keys, or (free text) far from the reference."""
     if ctx.primary == "label" and "label_correct" in scores:
         return not scores["label_correct"]
+    if ctx.primary == "exact":
+        return not scores["exact"]
     if "json_valid" in scores:
         return not scores["json_valid"] or not scores.get("same_keys", True)
     return not scores["exact"] and scores["rouge_l"] < FAIL_ROUGE

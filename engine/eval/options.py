@@ -18,6 +18,7 @@ from typing import Any
 from engine.core.errors import TunedeckError
 from engine.core.events import write_json_atomic
 from engine.core.layout import EVAL_DIR
+from engine.data.primary import AUTO, parse_primary
 from engine.eval.judge.config import DEFAULT_RUBRIC, JudgeConfig
 from engine.eval.store import OPTIONS_FILE, eval_dir
 from engine.model.generation import check_sampling
@@ -86,6 +87,10 @@ class EvalOptions:
     data: str | None = None
     """A test file to score instead of the validation split (an absolute path: the
     detached process runs in the run directory); None: the validation split."""
+    primary: str | None = None
+    """The primary metric to score by, stored with the run for every later evaluation
+    (`label:KEY`, `label`, `fields`, `exact`, `rouge`; `auto`: the data's decision);
+    None: the one stored with the run (decided from its training data on first use)."""
 
     def __post_init__(self) -> None:
         for system in self.systems or ():
@@ -107,6 +112,11 @@ class EvalOptions:
         for ok, message in checks:
             if not ok:
                 raise EvalOptionsError(message)
+        if self.primary is not None and self.primary.strip().lower() != AUTO:
+            try:
+                parse_primary(self.primary)
+            except TunedeckError as exc:
+                raise EvalOptionsError(exc.message, exc.hint, field="primary") from None
         try:  # the one range check every sampler shares (engine.model.generation)
             check_sampling(self.max_new_tokens, self.temperature, self.top_p, self.seed)
         except TunedeckError as exc:
@@ -117,6 +127,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The evaluation flags (shared by `tunedeck eval` and `python -m engine.eval.launch`)."""
     add = parser.add_argument
     add("--data", metavar="FILE", help="score this test file instead of the validation split")
+    add(
+        "--primary",
+        metavar="METRIC",
+        help="score by this primary metric from now on: label:KEY (label: the whole answer), "
+        "fields, exact, rouge; auto: the one decided from the training data (default: the "
+        "one stored with the run)",
+    )
     add("--systems", metavar="LIST", help=f"comma-separated: {','.join(SYSTEMS)},tuned@STEP")
     add("--baseline", action="store_true", help="base systems only (before training ends)")
     add("--checkpoints", action="store_true", help="also each saved checkpoint (tuned@STEP)")
@@ -174,6 +191,7 @@ def from_args(args: argparse.Namespace) -> EvalOptions:
     data = str(Path(args.data).expanduser().resolve()) if args.data else None
     return EvalOptions(
         data=data,
+        primary=args.primary,
         systems=systems,
         checkpoints=args.checkpoints,
         few_shot=args.few_shot,
@@ -201,6 +219,7 @@ def to_argv(options: EvalOptions) -> list[str]:
     argv: list[str] = []
     pairs: list[tuple[str, Any]] = [
         ("--data", options.data),
+        ("--primary", options.primary),
         ("--systems", ",".join(options.systems) if options.systems else None),
         ("--few-shot", options.few_shot),
         ("--max-examples", options.max_examples),

@@ -30,9 +30,11 @@ from engine.eval.generate import (
     prompt_messages,
     render,
 )
-from engine.eval.metrics import METRICS_VERSION
+from engine.data.primary import decide_for_examples
+from engine.eval.metrics import METRICS_VERSION, context_for
 from engine.eval.options import BASE_FEW, BASE_SYSTEMS, TUNED, EvalOptions
 from engine.eval.plan import ModelGroup, adapter_digest, model_groups
+from engine.eval.primary import run_primary
 from engine.eval.probes import pending_probes, probe_settings
 from engine.eval.sets import EvalSet, prepare_test_set, validation_set
 from engine.eval.store import (
@@ -91,7 +93,15 @@ class Evaluation:
         """Thinking on when the training answers think (None: decided per prompt, i.e. off)."""
         self.count = min(len(self.val), options.max_examples or len(self.val))
         self.lines = self.eval_set.lines
-        self.ctx, self.index = build_scoring(self.train, [e.answer for e in self.val])
+        self.primary = run_primary(run_dir, options.primary)
+        """The run's primary metric (stored; the option, when given, replaces it)."""
+        self.ctx, self.index = build_scoring(self.train, [e.answer for e in self.val], self.primary)
+        self.label_scheme = self.ctx.scheme
+        """The data's own class label (few-shot shots, probe drift): never the user's choice
+        of metric, which must not change what is generated."""
+        if self.primary is not None and self.primary.source == "user":
+            answers = [e.answer for e in self.train]
+            self.label_scheme = context_for(decide_for_examples(self.train), answers).scheme
         if self.eval_set.is_test:
             self.notes = [*notes, *_leakage_notes(self.train, self.eval_set)]
         self.tokenizer = load_eval_tokenizer(self.cfg.model)
@@ -246,7 +256,9 @@ class Evaluation:
     def _plan(self, system: str, weights: str) -> SystemPlan:
         examples = self.val[: self.count]
         if system == BASE_FEW:
-            shots = choose_shots(self.train, self.options.few_shot, self.cfg.seed, self.ctx.scheme)
+            shots = choose_shots(
+                self.train, self.options.few_shot, self.cfg.seed, self.label_scheme
+            )
             budget = self.cfg.max_seq_len - self.sampling.max_new_tokens
             fitted = [fit_few_shot(self.tokenizer, e, shots, budget) for e in examples]
             texts, used = [t for t, _ in fitted], [n for _, n in fitted]
@@ -337,6 +349,7 @@ class Evaluation:
             "output_tokens": answer.output_tokens,
             "finished": answer.finished,
             "metrics_version": METRICS_VERSION,
+            "scored_as": self.ctx.spec,
             "metrics": score_output(answer.text, example.answer, self.ctx, self.index),
             "time": time.time(),
         }
@@ -418,7 +431,7 @@ class Evaluation:
 
         if TUNED not in self.systems or not self.options.probes:
             return None
-        result = stored_drift(self.run_dir, self.probe_settings, self.ctx.scheme)
+        result = stored_drift(self.run_dir, self.probe_settings, self.label_scheme)
         return {**asdict(result), "note": result.note()} if result else None
 
     def _judge(self) -> dict[str, Any] | None:

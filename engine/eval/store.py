@@ -9,6 +9,8 @@
     eval/ab.jsonl         blind A/B preferences, last per example and pair wins
     eval/summary.json     aggregates and verdict, replaced atomically after each eval
     eval/options.json     the options last chosen for the run in the TUI (as flags)
+    eval/primary.json     the run's primary metric: decided from its training data on first
+                          use, or named by the user (engine.eval.primary); every set uses it
     eval.lock             held by a running evaluation (flock; in the run directory)
 
 Eval sets. The files above score the run's validation split (the set VALIDATION). A test

@@ -30,6 +30,7 @@ from engine.core.events import write_json_atomic
 from engine.core.layout import DATA_DIR, SET_EXAMPLES, SUMMARY_FILE
 from engine.data.formats import Example
 from engine.data.labels import label_inputs
+from engine.data.primary import Primary
 from engine.eval.memorisation import TrainAnswerIndex, memorisation_scores
 from engine.eval.metrics import (
     METRICS_VERSION,
@@ -40,6 +41,7 @@ from engine.eval.metrics import (
     scoring_context,
 )
 from engine.eval.options import BASE_FEW, BASE_SYSTEMS, BASE_ZERO, TUNED, system_title
+from engine.eval.primary import primary_path, run_primary, stored_primary
 from engine.eval.sets import load_eval_set, read_split, source_lines
 from engine.eval.stats import (
     PairedTest,
@@ -64,10 +66,15 @@ SECONDARY = (("exact", "exact match"), ("json_valid", "valid JSON"),
 
 
 def build_scoring(
-    train: Sequence[Example], references: Sequence[str]
+    train: Sequence[Example], references: Sequence[str], primary: Primary | None = None
 ) -> tuple[ScoringContext, TrainAnswerIndex]:
-    """The label scheme / primary score and the training-answer index of a run."""
-    ctx = scoring_context(references, *label_inputs(train))
+    """The label scheme / primary score and the training-answer index of a run.
+
+    Args:
+        primary: the run's primary metric (engine.eval.primary.run_primary); None: decided
+            from the training examples (from the references when there are none).
+    """
+    ctx = scoring_context(references, *label_inputs(train), primary=primary)
     index = TrainAnswerIndex([(example.line, example.answer) for example in train])
     return ctx, index
 
@@ -77,14 +84,19 @@ def _run_scoring(
     run_dir: Path, eval_set: str, stamp: float
 ) -> tuple[ScoringContext, TrainAnswerIndex]:
     examples = load_eval_set(run_dir, eval_set).examples
-    return build_scoring(read_split(run_dir, "train"), [e.answer for e in examples])
+    references = [e.answer for e in examples]
+    return build_scoring(read_split(run_dir, "train"), references, run_primary(run_dir))
 
 
 def run_scoring(
     run_dir: Path, eval_set: str = VALIDATION
 ) -> tuple[ScoringContext, TrainAnswerIndex]:
     """build_scoring for a run's frozen split and eval set (cached while they are unchanged)."""
-    files = [*(run_dir / DATA_DIR).glob("*.jsonl"), set_path(run_dir, eval_set) / SET_EXAMPLES]
+    files = [
+        *(run_dir / DATA_DIR).glob("*.jsonl"),
+        set_path(run_dir, eval_set) / SET_EXAMPLES,
+        primary_path(run_dir),
+    ]
     stamp = max((p.stat().st_mtime for p in files if p.is_file()), default=0.0)
     return _run_scoring(run_dir, eval_set, stamp)
 
@@ -107,7 +119,8 @@ def score_output(
 def system_rows(
     run_dir: Path, system: str, limit: int | None = None, eval_set: str = VALIDATION
 ) -> list[dict[str, Any]]:
-    """A system's stored rows in example order, re-scored if scored by an older version.
+    """A system's stored rows in example order, re-scored if scored by an older version or
+    under another primary metric than the run's (a user chose one since).
 
     Args:
         limit: only examples with an index below it (the ones this evaluation covered).
@@ -118,12 +131,20 @@ def system_rows(
         if isinstance(row.get("index"), int) and (limit is None or row["index"] < limit)
     ]
     rows.sort(key=lambda r: r["index"])
-    if any(r.get("metrics_version") != METRICS_VERSION for r in rows):
+    stored = stored_primary(run_dir)
+    spec = stored.spec if stored is not None else None
+    stale = [
+        row
+        for row in rows
+        if row.get("metrics_version") != METRICS_VERSION
+        or (spec is not None and row.get("scored_as", spec) != spec)
+    ]
+    if stale:
         ctx, index = run_scoring(run_dir, eval_set)
-        for row in rows:
-            if row.get("metrics_version") != METRICS_VERSION:
-                row["metrics"] = score_output(row["output"], row["reference"], ctx, index)
-                row["metrics_version"] = METRICS_VERSION
+        for row in stale:
+            row["metrics"] = score_output(row["output"], row["reference"], ctx, index)
+            row["metrics_version"] = METRICS_VERSION
+            row["scored_as"] = ctx.spec
     return rows
 
 
@@ -293,6 +314,7 @@ def build_summary(
     limit: int | None,
     extra: dict[str, Any],
     eval_set: str = VALIDATION,
+    rows: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Aggregates of `systems`, comparisons with the bases, and the verdict.
 
@@ -301,8 +323,10 @@ def build_summary(
         limit: only examples with an index below it, the same set for every system.
         extra: more top-level fields (settings, notes, probes, judge, `eval_set`: the
             set's to_json) stored as given; `eval_set`'s description goes in the verdict.
+        rows: each system's rows, already scored by `ctx` (None: the stored rows).
     """
-    rows = {system: system_rows(run_dir, system, limit, eval_set) for system in systems}
+    if rows is None:
+        rows = {system: system_rows(run_dir, system, limit, eval_set) for system in systems}
     stats = {system: system_stats(rows[system], losses.get(system)) for system in systems}
     for system in systems:
         stats[system]["title"] = system_title(system)
@@ -321,7 +345,7 @@ def build_summary(
     return {
         "run": run_dir.name,
         "time": time.time(),
-        "primary": {"kind": ctx.primary, "name": ctx.primary_name},
+        "primary": primary_json(ctx),
         "label_key": ctx.scheme.key if ctx.scheme is not None else None,
         "systems": stats,
         "comparisons": comparisons,
@@ -329,6 +353,21 @@ def build_summary(
         "verdict": verdict(stats, main, ctx.primary_name, scored),
         **extra,
     }
+
+
+def primary_json(ctx: ScoringContext) -> dict[str, Any]:
+    """The summary's `primary`: kind, name, and (where known) spelling, reason, source."""
+    if ctx.choice is None:
+        return {"kind": ctx.primary, "name": ctx.primary_name}
+    return {**ctx.choice.to_json(), "kind": ctx.primary, "name": ctx.primary_name}
+
+
+def primary_reason(summary: dict[str, Any]) -> str:
+    """`category accuracy: the JSON key 'category' takes one of 6 values that the system
+    prompt names`: the primary metric and why ("" for a summary that does not say)."""
+    primary = summary.get("primary") or {}
+    name, why = primary.get("name"), primary.get("why")
+    return f"{name}: {why}" if name and why else ""
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any], eval_set: str = VALIDATION) -> Path:
@@ -345,3 +384,31 @@ def load_summary(run_dir: Path, eval_set: str = VALIDATION) -> dict[str, Any] | 
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+_KEPT = ("examples", "val_examples", "eval_set", "settings", "notes", "probes", "judge")
+"""Summary fields that do not depend on the primary metric (kept when it is rescored)."""
+
+
+def summary_under(
+    run_dir: Path, primary: Primary, eval_set: str = VALIDATION
+) -> dict[str, Any] | None:
+    """The set's summary as if the run scored by `primary` (another run's metric, in a
+    comparison): the stored summary when it already does, else rebuilt from the stored
+    answers, re-scored (nothing is generated, nothing is written). None: never evaluated.
+    """
+    summary = load_summary(run_dir, eval_set)
+    if summary is None or (summary.get("primary") or {}).get("spec") == primary.spec:
+        return summary
+    systems = [s for s in summary.get("systems", {}) if isinstance(s, str)]
+    limit = summary.get("examples") if isinstance(summary.get("examples"), int) else None
+    references = [e.answer for e in load_eval_set(run_dir, eval_set).examples]
+    ctx, index = build_scoring(read_split(run_dir, "train"), references, primary)
+    rows = {}
+    for system in systems:
+        rows[system] = system_rows(run_dir, system, limit, eval_set)
+        for row in rows[system]:
+            row["metrics"] = score_output(row["output"], row["reference"], ctx, index)
+    losses = {s: (summary["systems"][s] or {}).get("val_loss") for s in systems}
+    extra = {key: summary[key] for key in _KEPT if key in summary}
+    return build_summary(run_dir, systems, ctx, losses, limit, extra, eval_set, rows)

@@ -1,5 +1,10 @@
 """Several runs side by side: loss curves, the config fields that differ, eval summaries.
 
+The evaluations are compared on one primary metric: the first run's (engine.eval.primary),
+or the one the user names. A run that scores by another is re-scored from its stored
+answers for the comparison (engine.eval.summary.summary_under), so two runs of one task
+never show two metrics.
+
 `compare_runs` reads the run directories; `build_comparison` does the work on data already
 read, so a viewer with its own runs (a test's fake backend) gets the same result. The row
 helpers (`config_rows`, `eval_rows`) are what both the CLI table and the TUI tables show.
@@ -16,14 +21,17 @@ from typing import Any
 from engine.config.build import TrainConfig, load_config, to_dict
 from engine.core.errors import TunedeckError
 from engine.core.events import iter_all_events, metric_history
+from engine.data.primary import AUTO, Primary, check_fits, parse_primary
 from engine.eval.options import BASE_FEW, BASE_ZERO, TUNED, system_title
-from engine.eval.summary import load_summary
+from engine.eval.primary import run_primary
+from engine.eval.sets import read_split
+from engine.eval.summary import load_summary, summary_under
 from engine.runs.store import CONFIG_FILE
 
 Point = tuple[int, float]
 
-EVAL_METRICS: tuple[tuple[str, str | None], ...] = (
-    ("primary", None),
+EVAL_METRICS: tuple[tuple[str, str], ...] = (
+    ("primary", "primary"),
     ("exact", "exact match"),
     ("rouge_l", "ROUGE-L"),
     ("json_valid", "valid JSON"),
@@ -32,7 +40,8 @@ EVAL_METRICS: tuple[tuple[str, str | None], ...] = (
     ("failures", "failures"),
     ("n", "examples"),
 )
-"""Aggregates compared, in order, with their labels (None: the primary metric's name)."""
+"""Aggregates compared, in order, with their labels (the primary metric's name is shown
+once, above the table: Comparison.primary)."""
 SYSTEM_ORDER = (TUNED, BASE_FEW, BASE_ZERO)
 """Systems shown first; checkpoints (`tuned@<step>`) follow in step order."""
 
@@ -62,6 +71,16 @@ class Comparison:
     runs: list[ComparedRun]
     config: dict[str, list[Any]]
     """Flattened config field (`lora.r`) -> its value in each run; differing fields only."""
+    primary: dict[str, str] | None = None
+    """The one primary metric every evaluation is shown with: `name`, `spec`, `why` and
+    `of` (whose choice: `run <id>` or `you`); None when no run was evaluated."""
+
+    def primary_line(self) -> str:
+        """`primary metric: category accuracy (run A's: the JSON key ...)`, or ""."""
+        if not self.primary:
+            return ""
+        why = f": {self.primary['why']}" if self.primary.get("why") else ""
+        return f"primary metric: {self.primary['name']} ({self.primary['of']}{why})"
 
     def systems(self) -> list[str]:
         """Every evaluated system of any run, the base and fine-tuned ones first."""
@@ -72,6 +91,7 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready data (`tunedeck compare --json`)."""
         return {
+            "primary": self.primary,
             "runs": [asdict(run) for run in self.runs],
             "config_differences": self.config,
         }
@@ -82,33 +102,72 @@ class Comparison:
 # ---------------------------------------------------------------------------
 
 
-def compare_runs(run_dirs: Sequence[Path]) -> Comparison:
-    """Read and compare runs (two or more distinct ones).
+def compare_runs(run_dirs: Sequence[Path], primary: str | None = None) -> Comparison:
+    """Read and compare runs (two or more distinct ones), on one primary metric.
+
+    Args:
+        primary: the metric to compare on (`label:KEY`, `fields`, `exact`, `rouge`);
+            None or `auto`: the first run's.
 
     Raises:
-        TunedeckError: fewer than two runs; ConfigError: a run's config is unreadable.
+        TunedeckError: fewer than two runs, or a metric that does not fit a run's data;
+            ConfigError: a run's config is unreadable.
     """
     unique = list(dict.fromkeys(run_dirs))
     _check_count(len(unique))
+    choice, of = comparison_primary(unique, primary)
     loaded = [
         (
             run_dir.name,
             list(iter_all_events(run_dir)),
             load_config(run_dir / CONFIG_FILE),
-            load_summary(run_dir),
+            summary_under(run_dir, choice) if choice is not None else load_summary(run_dir),
         )
         for run_dir in unique
     ]
-    return build_comparison(loaded)
+    note = None
+    if choice is not None and any(summary for *_rest, summary in loaded):
+        note = {"name": choice.name, "spec": choice.spec, "why": choice.why, "of": of}
+    return build_comparison(loaded, note)
+
+
+def comparison_primary(
+    run_dirs: Sequence[Path], spelling: str | None = None
+) -> tuple[Primary | None, str]:
+    """The metric a comparison uses, and whose it is: the user's (checked against every
+    run's training answers) or the first run's (None: it has no training data)."""
+    if spelling is not None and spelling.strip().lower() != AUTO:
+        choice = parse_primary(spelling)
+        for run_dir in run_dirs:
+            check_fits(choice, [e.answer for e in read_split(run_dir, "train")])
+        return choice, "chosen by you"
+    return run_primary(run_dirs[0]), f"run {run_dirs[0].name}'s"
 
 
 def build_comparison(
     runs: Sequence[tuple[str, list[dict[str, Any]], TrainConfig, dict[str, Any] | None]],
+    primary: dict[str, str] | None = None,
 ) -> Comparison:
-    """The comparison of runs already read: (id, events, config, eval summary or None)."""
+    """The comparison of runs already read: (id, events, config, eval summary or None).
+
+    Args:
+        primary: the metric every summary is scored by (compare_runs re-scores them);
+            None: the first evaluated run's, as its summary names it.
+    """
     _check_count(len(runs))
     compared = [_compared_run(run_id, events, summary) for run_id, events, _cfg, summary in runs]
-    return Comparison(compared, config_differences([cfg for _id, _ev, cfg, _s in runs]))
+    if primary is None:
+        primary = next(
+            (_primary_of(run_id, s) for run_id, _e, _c, s in runs if s and s.get("primary")),
+            None,
+        )
+    return Comparison(compared, config_differences([c for _id, _ev, c, _s in runs]), primary)
+
+
+def _primary_of(run_id: str, summary: dict[str, Any]) -> dict[str, str]:
+    stored = summary.get("primary") or {}
+    return {"name": str(stored.get("name") or "primary score"), "spec": str(stored.get("spec", "")),
+            "why": str(stored.get("why", "")), "of": f"run {run_id}'s"}  # fmt: skip
 
 
 def _check_count(count: int) -> None:
@@ -211,16 +270,15 @@ def config_rows(comparison: Comparison) -> list[tuple[str, list[str]]]:
 
 
 def eval_rows(comparison: Comparison) -> list[tuple[str, list[str]]]:
-    """(`system · metric`, cell per run) for every aggregate some run has."""
-    names = {run.primary_name for run in comparison.runs if run.primary_name}
-    primary_label = names.pop() if len(names) == 1 else "primary score"
+    """(`system · metric`, cell per run) for every aggregate some run has; the primary
+    metric's row is `system · primary` (its name: Comparison.primary_line)."""
     rows: list[tuple[str, list[str]]] = []
     for system in comparison.systems():
         for key, label in EVAL_METRICS:
             values = [run.eval.get(system, {}).get(key) for run in comparison.runs]
             if all(value is None for value in values):
                 continue
-            title = f"{system_title(system)} · {label or primary_label}"
+            title = f"{system_title(system)} · {label}"
             rows.append((title, [display_value(v) for v in values]))
     return rows
 

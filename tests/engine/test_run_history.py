@@ -128,7 +128,9 @@ def test_compare_shows_curves_differing_fields_and_evals(tunedeck_home: Path) ->
     assert first.eval["tuned"]["primary"] == 0.9 and second.eval == {}
     assert first.primary_name == "label accuracy" and "beats" in (first.verdict or "")
     rows = dict(eval_rows(comparison))
-    assert rows["fine-tuned · label accuracy"] == ["0.9", "—"]
+    assert rows["fine-tuned · primary"] == ["0.9", "—"]
+    assert comparison.primary is not None and comparison.primary["name"] == "label accuracy"
+    assert comparison.primary_line().startswith("primary metric: label accuracy (run ")
     assert rows["base few-shot · val loss"] == ["1.9", "—"]
     assert json.loads(json.dumps(comparison.to_json()))["config_differences"] == {
         "learning_rate": [2e-4, 1e-3]

@@ -31,7 +31,8 @@ def test_compare_prints_chart_differences_and_evals(tunedeck_home: Path, capsys)
     assert f"A  {A}  (best val loss 1.3000 at step 3)" in out
     assert "* A train" in out and "o A val" in out and "+ B train" in out
     assert "learning_rate  0.0002  0.001" in out
-    assert "fine-tuned · label accuracy" in out and "A: fine-tuned beats" in out
+    assert "fine-tuned · primary" in out and "A: fine-tuned beats" in out
+    assert f"primary metric: label accuracy (run {A}'s)" in out
 
     assert main(["compare", A, B, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -368,6 +368,16 @@ def test_cli_eval_scores_a_separate_test_file_kept_apart(
     assert "loading the model" not in err and "on the test file tickets_test.json" in err
     assert "run " in out and "test file tickets_test.json, 5 examples scored" in out
     assert "95% interval" in out and "test loss" in out and f"results: {where}" in out
+    assert "primary metric: category accuracy: 'category' takes one of 6 values" in out
+
+    assert main([*args, "--primary", "fields", "--json"]) == 0  # the user's choice wins
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert "loading the model" not in err  # the answers are re-scored, not regenerated
+    assert summary["primary"]["name"] == "field accuracy" and summary["primary"]["source"] == "user"
+    assert json.loads((run / "eval" / "primary.json").read_text())["spec"] == "fields"
+    assert main(["eval", run.name, "--primary", "label:sentiment"]) == 2
+    assert "no training answer has the key 'sentiment'" in capsys.readouterr().err
 
 
 def test_cli_eval_refuses_a_bad_test_file_naming_its_line(

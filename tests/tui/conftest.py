@@ -28,6 +28,7 @@ from engine.data.lint.findings import sort_key
 from engine.data.lint.linter import Finding, FixResult, LintReport, lint_file
 from engine.data.split import SplitResult
 from engine.eval.options import EvalOptions
+from engine.eval.primary import PrimaryOptions
 from engine.eval.review import AbPair, AbStats, EvalTable
 from engine.eval.store import VALIDATION
 from engine.export.exporter import ExportKind, ExportResult
@@ -304,6 +305,9 @@ class FakeBackend:
 
     def load_eval_options(self, run_dir: Path) -> EvalOptions | None:
         return self.engine.load_eval_options(run_dir)
+
+    def primary_options(self, run_dir: Path) -> PrimaryOptions:
+        return self.engine.primary_options(run_dir)
 
     def save_eval_options(self, run_dir: Path, options: EvalOptions) -> None:
         self.engine.save_eval_options(run_dir, options)

@@ -78,7 +78,8 @@ WIZARD_CALLS = {
     "start_baseline", "eval_running", "run_info", "same_data_and_model", "load_eval_table",
     "start_created_run", "read_log", "request", "chosen_eval_set", "review_summary",
     "load_eval_options", "set_mark", "ab_stats", "record_preference", "export_review",
-    "eval_adapters", "save_eval_options", "start_eval", "has_adapter", "export_run",
+    "eval_adapters", "primary_options", "save_eval_options", "start_eval", "has_adapter",
+    "export_run",
 }  # fmt: skip
 
 

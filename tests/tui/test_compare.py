@@ -99,8 +99,10 @@ async def test_space_marks_runs_and_c_opens_the_comparison(make_app) -> None:
         assert ["learning_rate", "0.0002", "0.001"] in config
         assert ["lora.r", "16", "32"] in config and len(config) == 2
         evals = cell_texts(screen.query_one("#compare-eval", DataTable))
-        assert ["fine-tuned · label accuracy", "0.85", "—"] in evals
-        assert ["base few-shot · label accuracy", "0.4", "—"] in evals
+        assert ["fine-tuned · primary", "0.85", "—"] in evals
+        assert ["base few-shot · primary", "0.4", "—"] in evals
+        heading = str(screen.query_one("#compare-eval-heading", Static).render())
+        assert heading == "Evaluation · primary: label accuracy"  # named once, above
 
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)

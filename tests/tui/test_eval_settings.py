@@ -21,6 +21,7 @@ from engine.eval.sets import prepare_test_set
 from engine.eval.store import append_jsonl, system_file
 from engine.eval.summary import build_summary, score_output, write_summary
 from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
+from tests.conftest import REPO_ROOT
 from tests.tui.conftest import SIZE, wait_until
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate, write_eval
 from tui.dialogs.eval_settings import EvalSettingsDialog
@@ -300,3 +301,38 @@ async def test_settings_choose_a_test_file_and_the_screen_shows_that_set(
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: str(status.render()).startswith("validation split"), 10)
         assert backend.eval_options[-1] == EvalOptions(systems=ALL)
+
+
+async def test_settings_choose_the_primary_metric_and_name_the_datas_reason(
+    run_dir: Path,
+) -> None:
+    from engine.data.formats import load_examples, write_chat_jsonl
+    from engine.eval.primary import run_primary
+
+    (run_dir / "data").mkdir(exist_ok=True)
+    tickets = load_examples(REPO_ROOT / "sample_data" / "support_tickets.jsonl").examples
+    write_chat_jsonl(tickets[:40], run_dir / "data" / "train.jsonl")
+    backend = SettingsBackend()
+    async with evaluate_app(run_dir, backend).run_test(size=SIZE) as pilot:
+        await open_evaluate(pilot)
+        dialog = await open_settings(pilot)
+        field = dialog.query_one("#field-primary", Select)
+        assert field.value == "auto"
+        assert "category accuracy: 'category' takes one of 6 values" in note(dialog, "primary")
+        offered = [value for _title, value in field._options]
+        assert offered[:2] == ["auto", "label:category"] and "fields" in offered
+        field.value = "fields"
+        await pilot.pause()
+        assert "stored with the run" in note(dialog, "primary")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: backend.eval_starts == 1, 10)
+        assert backend.eval_options[-1].primary == "fields"
+    run_primary(run_dir, "fields")  # what the evaluation process stores
+    async with evaluate_app(run_dir, SettingsBackend()).run_test(size=SIZE) as pilot:
+        await open_evaluate(pilot)
+        dialog = await open_settings(pilot)
+        field = dialog.query_one("#field-primary", Select)
+        assert field.value == "fields"  # the user's stored choice
+        field.value = "auto"
+        await pilot.pause()
+        assert dialog.options().primary == "auto"  # undoes it (the data decides again)

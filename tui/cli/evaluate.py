@@ -110,6 +110,8 @@ def _cell(value: Any, key: str) -> str:
 
 def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
     """The summary as a table per system, then verdict, probes, judge and review lines."""
+    from engine.eval.summary import primary_reason
+
     primary = summary.get("primary", {}).get("name", "primary")
     eval_set = summary.get("eval_set") or {}
     scored = eval_set.get("title", "validation split")
@@ -130,6 +132,9 @@ def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
         "(ROUGE-L >= 0.9); cut: answers stopped by the length limit"
     )
     lines.append("")
+    reason = primary_reason(summary)
+    if reason:
+        lines.append(f"primary metric: {reason}")
     lines += _key_lines(summary)
     lines.append(f"verdict: {summary.get('verdict')}")
     probes = summary.get("probes")

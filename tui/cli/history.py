@@ -21,11 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Compare runs side by side: their training and validation loss curves on one "
             "text chart, the config fields whose values differ, and the evaluation "
-            "aggregates of each system (where the runs were evaluated)."
+            "aggregates of each system (where the runs were evaluated), all on one primary "
+            "metric: the first run's, or --primary."
         ),
     )
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or unique prefixes)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.add_argument(
+        "--primary",
+        metavar="METRIC",
+        help="compare on this primary metric: label:KEY, fields, exact, rouge (default: the "
+        "first run's; the others are re-scored from their stored answers)",
+    )
     compare.set_defaults(handler=run_compare)
 
     delete = subparsers.add_parser(
@@ -50,7 +57,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from engine.runs.compare import compare_runs
     from engine.runs.store import find_run
 
-    comparison = compare_runs([find_run(ref) for ref in args.runs])
+    comparison = compare_runs([find_run(ref) for ref in args.runs], args.primary)
     if args.json:
         print(json.dumps(comparison.to_json()))
         return 0
@@ -77,6 +84,8 @@ def format_comparison(comparison: Any) -> str:
     rows = config_rows(comparison)
     lines.append(_table(["field", *tags], rows) if rows else "  (the configs are identical)")
     lines += ["", "Evaluation"]
+    if comparison.primary_line():
+        lines.append(f"  {comparison.primary_line()}")
     rows = eval_rows(comparison)
     lines.append(_table(["system · metric", *tags], rows) if rows else "  (no run evaluated)")
     verdicts = [(tag, run.verdict) for tag, run in zip(tags, runs, strict=True) if run.verdict]

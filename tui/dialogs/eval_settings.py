@@ -1,5 +1,5 @@
-"""Eval settings: what an evaluation scores (the validation split or a test file), which
-systems, how it generates, and the judge.
+"""Eval settings: what an evaluation scores (the validation split or a test file), by
+which primary metric, which systems, how it generates, and the judge.
 
 The Evaluate screen opens it with `E`; Start (ctrl+s, or enter in a field) dismisses it
 with the EvalOptions, escape with None. Every field is checked as it changes by the
@@ -24,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Select, Static, TextArea
 
 from engine.core.errors import TunedeckError
+from engine.data.primary import AUTO
 from engine.eval.judge.config import DEFAULT_RUBRIC, JudgeConfig, JudgeError
 from engine.eval.options import (
     BASE_FEW,
@@ -33,6 +34,7 @@ from engine.eval.options import (
     EvalOptionsError,
     checkpoint_system,
 )
+from engine.eval.primary import PrimaryOptions
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.paths import stylesheet
 from tui.widgets.path_input import DATASET_SUFFIXES, PathInput
@@ -48,8 +50,8 @@ JUDGE_MODES = [("no judge", "none"), ("OpenAI-compatible endpoint", "url"),
                ("local Hugging Face model", "local")]  # fmt: skip
 AGAINST = [("the stronger base (auto)", "auto"), ("base zero-shot", BASE_ZERO),
            ("base few-shot", BASE_FEW)]  # fmt: skip
-NOTED = ("data", "systems", "few_shot", "temperature", "top_p", "max_new_tokens", "max_examples",
-         "url", "model", "key_env", "local_model")  # fmt: skip
+NOTED = ("data", "primary", "systems", "few_shot", "temperature", "top_p", "max_new_tokens",
+         "max_examples", "url", "model", "key_env", "local_model")  # fmt: skip
 """Fields with a note beside them (an error, or what blank means)."""
 BLANK_NOTES = {
     "data": "blank: the run's validation split",
@@ -70,6 +72,25 @@ class EvalChoices:
     """The run has its kept adapter (the fine-tuned system can be evaluated)."""
     checkpoints: tuple[int, ...]
     """Steps of the complete saved checkpoints that hold an adapter."""
+    primary: PrimaryOptions | None = None
+    """The run's primary metric and the ones on offer (None: the field is not shown)."""
+
+
+def primary_start(options: EvalOptions, choices: EvalChoices) -> str:
+    """The primary-metric choice the field starts on: the options', else the user's stored
+    choice, else `auto` (the data's decision)."""
+    if options.primary:
+        return options.primary
+    current = choices.primary.current if choices.primary else None
+    return current.spec if current is not None and current.source == "user" else AUTO
+
+
+def primary_note(spelling: str, choices: PrimaryOptions) -> str:
+    """Why the metric chosen in the field: the data's reason for `auto`."""
+    if spelling == AUTO:
+        decided = choices.decided
+        return f"{decided.name}: {decided.why}" if decided else "decided from the training data"
+    return "your choice: stored with the run for every eval set"
 
 
 def checked_systems(options: EvalOptions, choices: EvalChoices) -> set[str]:
@@ -136,6 +157,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
             yield Static("Examples", classes="settings-section")
             data = PathInput(self.initial.data or "", suffixes=DATASET_SUFFIXES, id="field-data")
             yield self._row("test file", data.add_class("settings-input"), "data")
+            if self.choices.primary is not None:
+                yield self._row("primary metric", self._primary_select(), "primary")
             yield Static("Systems", classes="settings-section")
             yield from self._system_rows()
             yield Static("Generation", classes="settings-section")
@@ -154,6 +177,14 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
         if name is not None:
             parts.append(Static("", id=f"note-{name}", classes="settings-note", markup=False))
         return Horizontal(*parts, classes="settings-row", id=f"row-{name}" if name else None)
+
+    def _primary_select(self) -> Select[str]:
+        assert self.choices.primary is not None
+        offered = self.choices.primary.choices()
+        start = primary_start(self.initial, self.choices)
+        if start not in [value for _title, value in offered]:
+            offered.append((start, start))
+        return Select(offered, value=start, allow_blank=False, compact=True, id="field-primary")
 
     def _system_rows(self) -> ComposeResult:
         checked = checked_systems(self.initial, self.choices)
@@ -227,6 +258,16 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
     def _choice(self, name: str) -> str:
         return str(self.query_one(f"#field-{name}", Select).value)
 
+    def _primary(self) -> str | None:
+        """The primary metric to store (None: keep the run's; `auto` undoes a user's)."""
+        if self.choices.primary is None:
+            return self.initial.primary
+        chosen = self._choice("primary")
+        current = self.choices.primary.current
+        if chosen == AUTO and (current is None or current.source == "data"):
+            return None
+        return chosen
+
     def _systems(self) -> tuple[str, ...]:
         return tuple(s for s, box in self.boxes.items() if box.value and not box.disabled)
 
@@ -299,7 +340,7 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
             return None
         try:
             return replace(self.initial, systems=systems, checkpoints=False, judge=judge,
-                           data=data, **values)  # fmt: skip
+                           data=data, primary=self._primary(), **values)  # fmt: skip
         except TunedeckError as exc:
             self.query_one("#settings-error", Static).update(f"✗ {exc.message}")
             return None
@@ -308,6 +349,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
 
     def _show_notes(self, errors: dict[str, str]) -> None:
         for name in NOTED:
+            if name == "primary" and self.choices.primary is None:
+                continue
             note = self.query_one(f"#note-{name}", Static)
             message = errors.get(name)
             note.set_class(message is not None, "-error")
@@ -317,6 +360,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
                 note.update(key_status(self._text("key_env")))
             elif name == "data" and self._text("data"):
                 note.update("✓ scored instead of the validation split")
+            elif name == "primary" and self.choices.primary is not None:
+                note.update(primary_note(self._choice("primary"), self.choices.primary))
             else:
                 note.update(BLANK_NOTES.get(name, ""))
         summary = f"✗ fix the {len(errors)} field(s) marked ✗ to start" if errors else ""

@@ -67,7 +67,7 @@ class CompareScreen(WizardScreen):
                 yield DataTable(id="compare-config", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="compare-config-note", classes="compare-note")
             with Vertical(id="compare-eval-side"):
-                yield Static("Evaluation", classes="compare-heading")
+                yield Static("Evaluation", id="compare-eval-heading", classes="compare-heading")
                 yield DataTable(id="compare-eval", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="compare-eval-note", classes="compare-note")
 
@@ -91,6 +91,11 @@ class CompareScreen(WizardScreen):
         )
         self._fill("config", ["field", *tags], config_rows(comparison),
                    "The configs are identical.")  # fmt: skip
+        primary = comparison.primary
+        heading = self.query_one("#compare-eval-heading", Static)
+        heading.update(
+            Text(f"Evaluation · primary: {primary['name']}" if primary else "Evaluation")
+        )
         self._fill("eval", ["system · metric", *tags], eval_rows(comparison),
                    "No run evaluated yet (Evaluate step, or `tunedeck eval RUN`).")  # fmt: skip
         self.query_one("#compare-config", DataTable).focus()

@@ -202,7 +202,8 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
         """Look for the run's adapters, then open the eval settings; Start starts."""
         evals: EvalBackend = self.backend
         has_adapter, steps = evals.eval_adapters(run_dir)
-        choices = EvalChoices(run_dir.name, has_adapter, tuple(steps))
+        primary = evals.primary_options(run_dir)
+        choices = EvalChoices(run_dir.name, has_adapter, tuple(steps), primary)
         dialog = EvalSettingsDialog(self._eval_options() or EvalOptions(), choices)
 
         def chosen(options: EvalOptions | None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from textual.widgets import Static
 
 from engine.eval.options import is_checkpoint_system, system_title
+from engine.eval.summary import primary_reason
 
 ROWS = (("primary", None), ("primary_ci", "  95% interval"), ("rouge_l", "ROUGE-L"),
         ("json_valid", "valid JSON"), ("failures", "failures"),
@@ -103,6 +104,16 @@ def review_text(review: dict[str, Any]) -> str:
     return text
 
 
+def primary_line(summary: dict[str, Any]) -> str:
+    """`primary: category accuracy: 'category' takes one of 6 values named in …`: the metric
+    and why, on one line of the panel (the CLI prints it whole)."""
+    reason = primary_reason(summary)
+    if not reason:
+        return ""
+    line = f"primary: {reason}"
+    return line if len(line) <= TABLE_WIDTH else line[: TABLE_WIDTH - 1] + "…"
+
+
 class EvalSummary(Static):
     """Aggregates, verdict and review counts; `show` replaces all three."""
 
@@ -124,7 +135,9 @@ class EvalSummary(Static):
             body = "No summary yet: the evaluation has not finished (e evaluates)."
         else:
             verdict = verdict or summary.get("verdict") or "no verdict"
-            body = f"{aggregates_text(summary, systems, primary)}\n{verdict}"
+            why = primary_line(summary)
+            why = f"\n{why}" if why else ""
+            body = f"{aggregates_text(summary, systems, primary)}{why}\n{verdict}"
             judged = judge_text(summary.get("judge"))
             body += f"\n{judged}" if judged else ""
         self.update(body if review is None else f"{body}\n{review_text(review)}")
