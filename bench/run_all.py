@@ -6,9 +6,10 @@ script gathers them into one table: benchmark | tunedeck | peer | peer figure | 
 target | met. A ratio is tunedeck's speed over the peer's, both measured in the same run
 (> 1: tunedeck is faster). The speed benches take about 8 minutes on a 2-core CPU; the
 outcome bench (bench/outcome.py: the default flow trained and evaluated on both sample
-datasets) adds about 25 more. `--quick` is a smoke test of a few minutes whose figures are
-too small to judge the targets by. A bench that exits non-zero (an outcome below its
-target) fails `make bench`, with its rows still in the table.
+datasets) adds about 25 more, the loop bench (bench/loop.py: two runs per dataset, a
+review of a prompt pool between them) about 60 more. `--quick` is a smoke test of a few
+minutes whose figures are too small to judge the targets by. A bench that exits non-zero
+(an outcome below its target) fails `make bench`, with its rows still in the table.
 
 Usage: python bench/run_all.py [--quick] [--only NAME,NAME]
 """
@@ -36,6 +37,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "lint_scale": (["--sizes", "10000", "100000"], ["--sizes", "2000", "20000"]),
     "train_throughput": (["--steps", "4"], ["--steps", "3", "--sides", "tunedeck,trl_defaults"]),
     "outcome": ([], ["--quick", "--only", "tickets"]),
+    "loop": ([], ["--quick", "--only", "tickets"]),
     "gguf_export": ([], ["--quants", "q8_0"]),
 }
 COLUMNS = ("benchmark", "tunedeck", "peer", "peer figure", "ratio", "target", "met")

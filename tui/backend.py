@@ -29,10 +29,12 @@ if TYPE_CHECKING:
     from engine.eval.review import AbPair, AbStats, EvalTable
     from engine.export.exporter import ExportKind, ExportResult
     from engine.export.gguf.options import Quant
+    from engine.loop.grow import GrowResult
     from engine.model.resolve import ModelInfo
     from engine.playground.server import PlaygroundTarget
     from engine.runs.admin import Deletion
     from engine.runs.compare import Comparison
+    from engine.runs.outcome import Outcome
     from engine.runs.store import RunInfo
     from tui.playground_client import PlaygroundClient
     from tui.token_survey import TokenSurvey
@@ -173,6 +175,18 @@ class RunsBackend(Protocol):
         """Loss curves, config differences and eval summaries of two or more runs."""
         ...
 
+    def shared_test_sets(self, run_dirs: list[Path]) -> list[str]:
+        """The test sets every run's fine-tuned model was scored on (no prompt pool)."""
+        ...
+
+    def compare_outcome(self, run_dirs: list[Path], eval_set: str) -> Outcome:
+        """The runs' outcome on one shared test set: scores with intervals, paired tests.
+
+        Raises:
+            TunedeckError: a run is not scored on the set (any more).
+        """
+        ...
+
 
 class EvalBackend(Protocol):
     """Detached evaluations of a run: start, stop, watch, and their settings."""
@@ -265,6 +279,36 @@ class ReviewBackend(Protocol):
 
     def export_review(self, run_dir: Path, eval_set: str | None = None) -> Path:
         """Write the review as CSV in the eval set's directory; its path."""
+        ...
+
+    def set_verdict(
+        self,
+        run_dir: Path,
+        index: int,
+        verdict: str | None,
+        answer: str | None = None,
+        eval_set: str | None = None,
+    ) -> dict[str, Any]:
+        """Accept the fine-tuned answer or correct it (None clears); saved at once."""
+        ...
+
+    def set_reference(
+        self, run_dir: Path, index: int, reference: str | None, eval_set: str | None = None
+    ) -> dict[str, Any]:
+        """Record the right reference of an example whose own is wrong; saved at once."""
+        ...
+
+    def training_answers(self, run_dir: Path) -> list[str]:
+        """The run's training answers (what a correction is checked against)."""
+        ...
+
+    def grow_data(self, run_dir: Path, eval_set: str, out: Path) -> GrowResult:
+        """Write the run's training data + the set's accepted and corrected answers to `out`
+        (engine.loop.grow); refuses held-out examples and an existing `out`."""
+        ...
+
+    def like_config(self, run_dir: Path, data: Path) -> tuple[TrainConfig, bool]:
+        """The run's config on new data, and whether it keeps the run's split."""
         ...
 
 

@@ -31,14 +31,17 @@ from engine.data.split import SplitResult, split_dataset
 from engine.eval import launch as engine_evaluate
 from engine.eval import plan as eval_plan
 from engine.eval import review as engine_review
+from engine.eval import review_marks
 from engine.eval.baseline import BASELINE_OPTIONS
 from engine.eval.options import EvalOptions, load_options, save_options
 from engine.eval.primary import PrimaryOptions, primary_options
 from engine.eval.review import AbPair, AbStats, EvalTable
-from engine.eval.sets import set_name_for
+from engine.eval.sets import read_split, set_name_for
 from engine.eval.store import VALIDATION, stored_rows
 from engine.export import exporter as engine_export
 from engine.export.gguf.options import Quant
+from engine.loop.grow import GrowResult, grow_set
+from engine.loop.like import like_config
 from engine.model.resolve import (
     DEFAULT_MODEL,
     ModelInfo,
@@ -55,6 +58,7 @@ from engine.runs import admin as run_admin
 from engine.runs import store as engine_runs
 from engine.runs.admin import Deletion
 from engine.runs.compare import Comparison, compare_runs
+from engine.runs.outcome import Outcome, outcome_on_set, shared_test_sets
 from engine.runs.store import LOG_FILE, RunInfo
 from tui.backend import ProgressFn
 from tui.playground_client import PlaygroundClient
@@ -217,6 +221,14 @@ class EngineBackend:
         """Loss curves, config differences and eval summaries of two or more runs."""
         return compare_runs(run_dirs)
 
+    def shared_test_sets(self, run_dirs: list[Path]) -> list[str]:
+        """The test sets every run's fine-tuned model was scored on (no prompt pool)."""
+        return shared_test_sets(run_dirs)
+
+    def compare_outcome(self, run_dirs: list[Path], eval_set: str) -> Outcome:
+        """The runs' outcome on one shared test set: scores with intervals, paired tests."""
+        return outcome_on_set(run_dirs, eval_set)
+
     def _run_child(
         self, command: list[str], progress: ProgressFn, what: str, result_type: str = "result"
     ) -> dict[str, Any]:
@@ -324,6 +336,38 @@ class EngineBackend:
         return engine_review.review_summary(
             run_dir, against, eval_set or self.chosen_eval_set(run_dir)
         )
+
+    def set_verdict(
+        self,
+        run_dir: Path,
+        index: int,
+        verdict: str | None,
+        answer: str | None = None,
+        eval_set: str | None = None,
+    ) -> dict[str, Any]:
+        """Accept the fine-tuned answer or correct it (None clears); saved at once."""
+        where = eval_set or self.chosen_eval_set(run_dir)
+        return review_marks.set_verdict(run_dir, index, verdict, answer, where)  # type: ignore[arg-type]
+
+    def set_reference(
+        self, run_dir: Path, index: int, reference: str | None, eval_set: str | None = None
+    ) -> dict[str, Any]:
+        """Record the right reference of an example whose own is wrong; saved at once."""
+        where = eval_set or self.chosen_eval_set(run_dir)
+        return review_marks.set_reference(run_dir, index, reference, where)
+
+    def training_answers(self, run_dir: Path) -> list[str]:
+        """The run's training answers (what a correction is checked against)."""
+        return [example.answer for example in read_split(run_dir, "train")]
+
+    def grow_data(self, run_dir: Path, eval_set: str, out: Path) -> GrowResult:
+        """Write the run's training data + the set's accepted and corrected answers to `out`
+        (engine.loop.grow); refuses held-out examples and an existing `out`."""
+        return grow_set(run_dir, eval_set, out)
+
+    def like_config(self, run_dir: Path, data: Path) -> tuple[TrainConfig, bool]:
+        """The run's config on new data, and whether it keeps the run's split."""
+        return like_config(run_dir, data)
 
     def set_mark(
         self,

@@ -88,10 +88,14 @@ class DataConfig:
     """Seed of the split of data.source: the same seed gives the same split."""
     format: str | None = None
     """Format of the data files; detected from the content when unset."""
+    split_like: str | None = None
+    """Run id whose split data.source keeps: each record goes to the side the record at
+    the same line was on in that run (for a corrected copy from `tunedeck data fix`, so a
+    fixed validation example never slides into training); unset: split as usual."""
 
     def __post_init__(self) -> None:
         check_types(self, "data.")
-        for name in ("train", "val", "source", "format"):
+        for name in ("train", "val", "source", "format", "split_like"):
             value = getattr(self, name)
             require(value is None or value.strip() != "", f"data.{name}", "non-empty", value)
         require(

@@ -94,6 +94,9 @@ class Example:
     messages: tuple[Message, ...]
     line: int
     """1-based source line (JSON array / Parquet: 1-based element / row index)."""
+    meta: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """The record's `meta` object (where an example came from, e.g. `tunedeck data add`'s
+    provenance), kept through the split and never trained on."""
 
     @property
     def answer(self) -> str:
@@ -104,8 +107,13 @@ class Example:
         return ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The normalised chat form, as written to train.jsonl / val.jsonl."""
-        return {"messages": [{"role": m.role, "content": m.content} for m in self.messages]}
+        """The normalised chat form, as written to train.jsonl / val.jsonl (`meta` kept)."""
+        out: dict[str, Any] = {
+            "messages": [{"role": m.role, "content": m.content} for m in self.messages]
+        }
+        if self.meta is not None:
+            out["meta"] = self.meta
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +171,9 @@ def to_record(raw: RawRecord, fmt: str) -> Record:
     if turns is None or any(p.severity == "error" for p in problems):
         return Record(raw.line, None, tuple(problems), raw.text)
     messages = tuple(Message(role, content) for role, content in turns)  # type: ignore[arg-type]
-    return Record(raw.line, Example(messages, raw.line), tuple(problems), raw.text)
+    meta = raw.obj.get("meta") if isinstance(raw.obj, dict) else None
+    example = Example(messages, raw.line, meta if isinstance(meta, dict) else None)
+    return Record(raw.line, example, tuple(problems), raw.text)
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,7 @@ def split_dataset(
     fmt: str | None = None,
     val_file: str | os.PathLike[str] | None = None,
     allow_no_val: bool = False,
+    keep_val_lines: Sequence[int] | None = None,
 ) -> SplitResult:
     """Split a dataset file (or pair it with a validation file) and write the result.
 
@@ -232,7 +233,11 @@ def split_dataset(
     if val_file is not None:
         val_set = load_examples(val_file, None)
         return _write_pair(source, val_set, Path(out_dir), seed)
-    plan = plan_split(source.examples, val_fraction, seed, allow_no_val)
+    if keep_val_lines is not None:
+        plan = pinned_plan(source.examples, keep_val_lines)
+        val_fraction = round(len(plan.val) / max(1, len(source.examples)), 4)
+    else:
+        plan = plan_split(source.examples, val_fraction, seed, allow_no_val)
     train = [source.examples[i] for i in plan.train]
     val = [source.examples[i] for i in plan.val]
     result = SplitResult(
@@ -253,6 +258,17 @@ def split_dataset(
     )
     _write(result, train, val, _source_info(source), None)
     return result
+
+
+def pinned_plan(examples: Sequence[Example], val_lines: Sequence[int]) -> SplitPlan:
+    """The split another run made of the same file: the examples at `val_lines` (source
+    lines) held back, the rest trained on; labels tallied as usual."""
+    scheme = detect_labels(e.answer for e in examples)
+    keep = set(val_lines)
+    val = [i for i, e in enumerate(examples) if e.line in keep]
+    train = [i for i, e in enumerate(examples) if e.line not in keep]
+    note = f"split kept from an earlier run: {len(val)} validation examples at the same lines"
+    return SplitPlan(train, val, _key(scheme), _labels(examples, scheme), 0, [note])
 
 
 def _refuse_overwriting_inputs(out: Path, inputs: list[Path]) -> None:

@@ -5,9 +5,11 @@
   the rows a stopped evaluation kept;
 - `plan`: the held-out data, the systems and the weights each needs;
 - `runner`: the `Evaluation` itself (generate, losses, probes, judge, summary), resumable;
-- `options`, `sets`, `store`: its settings, its held-out set (split or test file), its files;
+- `options`, `sets`, `store`: its settings, its held-out set (split, test file or prompt
+  pool), its files; `primary`: the run's primary metric, decided once and stored;
 - `generate`: batched greedy generation; `metrics`, `stats`, `summary`: scores, intervals,
-  the verdict; `memorisation`, `probes`: overfitting signs;
+  the verdict; `pool_summary`: a pool's (no references: review decides); `rescore`: a
+  summary under another run's metric; `memorisation`, `probes`: overfitting signs;
 - `baseline`: the base-model evaluation before training;
 - `review`, `review_marks`, `answer_digest`: the side-by-side table and human marks;
 - `judge/`: an optional LLM judge (`config`, `clients`, `judging`).
@@ -26,9 +28,12 @@ __all__ = [
     "metrics",
     "options",
     "plan",
+    "pool_summary",
+    "primary",
     "probes",
     "review",
     "review_marks",
+    "rescore",
     "runner",
     "sets",
     "stats",

@@ -38,6 +38,8 @@ primary metric is the run's (engine.data.primary), `exact` among them.
 Bumped when a per-example score changes meaning: stored rows are re-scored on load."""
 FAIL_ROUGE = 0.5
 """Free-text answers below this ROUGE-L (and not exact) count as failures in review."""
+POOL = "pool"
+"""`scored_as` of a prompt pool's rows: answers without a reference, never re-scored."""
 NO_LABEL = "(none)"
 """Predicted label of an answer that has none (invalid JSON, key missing)."""
 OTHER_LABEL = "(other)"
@@ -252,6 +254,20 @@ def score_example(output: str, reference: str, ctx: ScoringContext) -> dict[str,
     scores["primary"] = primary_score(scores, ctx)
     scores["failed"] = is_failure(scores, ctx)
     return scores
+
+
+def answers_are_json(answers: Sequence[str]) -> bool:
+    """At least 90 % of the (training) answers are JSON objects or arrays."""
+    return bool(answers) and sum(parse_json(a) is not None for a in answers) >= 0.9 * len(answers)
+
+
+def pool_scores(output: str, json_task: bool) -> dict[str, Any]:
+    """What can be told of an answer to a prompt without a reference: whether it is JSON
+    when the training answers are. No primary score: a person reviews it."""
+    if not json_task:
+        return {"failed": False}
+    valid = parse_json(output) is not None
+    return {"json_valid": valid, "failed": not valid}
 
 
 def primary_score(scores: dict[str, Any], ctx: ScoringContext) -> float:

@@ -14,6 +14,7 @@ from engine.core import checkpoints
 from engine.core.control import worker_alive
 from engine.core.errors import TunedeckError
 from engine.core.layout import ADAPTER_DIR, CHECKPOINT_DIR, DATA_DIR, VAL_FILE
+from engine.data.pool import is_pool_file
 from engine.eval.options import (
     BASE_FEW,
     BASE_ZERO,
@@ -22,7 +23,7 @@ from engine.eval.options import (
     checkpoint_system,
     is_checkpoint_system,
 )
-from engine.eval.sets import read_test_file
+from engine.eval.sets import check_eval_file
 from engine.eval.store import file_digest
 
 
@@ -47,7 +48,7 @@ def check_eval_data(run_dir: Path, options: EvalOptions) -> None:
         EvalDataError: the test file is unreadable or has a bad record (file and line).
     """
     if options.data:
-        read_test_file(options.data)
+        check_eval_file(options.data)
     else:
         check_validation_data(run_dir)
 
@@ -87,7 +88,17 @@ def plan_systems(run_dir: Path, options: EvalOptions) -> tuple[list[str], list[s
     notes: list[str] = []
     adapter = has_adapter(run_dir / ADAPTER_DIR)
     training = worker_alive(run_dir)
-    if options.systems is None:
+    if options.systems is None and options.data and is_pool_file(options.data):
+        if not adapter:
+            raise NoAdapterError(
+                f"run {run_dir.name} has no fine-tuned adapter yet to answer the prompt pool",
+                hint="evaluate the pool once training has kept an adapter, or see the base "
+                "model's answers with --systems base_zero",
+            )
+        notes.append("a prompt pool: answered by the fine-tuned model (add base systems "
+                     "with --systems)")  # fmt: skip
+        systems = [TUNED]
+    elif options.systems is None:
         systems = [BASE_ZERO, BASE_FEW] + ([TUNED] if adapter else [])
         if not adapter:
             notes.append("no fine-tuned adapter yet: evaluating the base model only")

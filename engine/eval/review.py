@@ -107,6 +107,12 @@ class EvalRow:
     judge_reason: str | None
     messages: list[dict[str, str]]
     """The conversation as prompted (zero-shot), for the detail view."""
+    verdict: str | None = None
+    """`accepted` / `corrected` (engine.eval.review_marks), None: not yet."""
+    answer: str | None = None
+    """The accepted or corrected answer as saved."""
+    fixed_reference: str | None = None
+    """The right reference, where the review found the set's own wrong."""
 
     def score(self, metric: str, system: str = TUNED) -> float | None:
         """One metric of one system as a number (booleans as 0/1), None if absent."""
@@ -207,6 +213,9 @@ def load_table(run_dir: Path, eval_set: str = VALIDATION) -> EvalTable:
                 judge_winner=verdict.get("winner"),
                 judge_reason=verdict.get("reason"),
                 messages=first.get("messages", []),
+                verdict=mark.get("verdict"),
+                answer=mark.get("answer"),
+                fixed_reference=mark.get("reference"),
             )
         )
     primary = (summary or {}).get("primary", {}).get("name", "primary score")

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.core.errors import TunedeckError, is_out_of_memory
 from engine.core.layout import CONFIG_FILE, LOSS_FILE
+from engine.data.primary import decide_for_examples
 from engine.eval.generate import (
     choose_shots,
     count_tokens,
@@ -30,10 +31,16 @@ from engine.eval.generate import (
     prompt_messages,
     render,
 )
-from engine.data.primary import decide_for_examples
-from engine.eval.metrics import METRICS_VERSION, context_for
+from engine.eval.metrics import (
+    METRICS_VERSION,
+    POOL,
+    answers_are_json,
+    context_for,
+    pool_scores,
+)
 from engine.eval.options import BASE_FEW, BASE_SYSTEMS, TUNED, EvalOptions
 from engine.eval.plan import ModelGroup, adapter_digest, model_groups
+from engine.eval.pool_summary import pool_summary
 from engine.eval.primary import run_primary
 from engine.eval.probes import pending_probes, probe_settings
 from engine.eval.sets import EvalSet, prepare_test_set, validation_set
@@ -102,12 +109,18 @@ class Evaluation:
         if self.primary is not None and self.primary.source == "user":
             answers = [e.answer for e in self.train]
             self.label_scheme = context_for(decide_for_examples(self.train), answers).scheme
-        if self.eval_set.is_test:
+        self.pool = self.eval_set.pool
+        """A prompt pool: answers to review, nothing to score them against."""
+        if self.pool:
+            self.notes = [*notes, *pool_notes(run_dir, self.train, self.eval_set)]
+        elif self.eval_set.is_test:
             self.notes = [*notes, *_leakage_notes(self.train, self.eval_set)]
         self.tokenizer = load_eval_tokenizer(self.cfg.model)
+        sized_on = self.train if self.pool else self.val  # a pool has no answers to size on
         limit = options.max_new_tokens or max_new_tokens_for(
-            self.tokenizer, [e.answer for e in self.val], options.max_new_tokens_cap
+            self.tokenizer, [e.answer for e in sized_on], options.max_new_tokens_cap
         )
+        self.json_task = answers_are_json([e.answer for e in self.train])
         self.sampling = Sampling(
             limit,
             options.temperature,
@@ -136,12 +149,15 @@ class Evaluation:
         for group in model_groups(self.run_dir, self.systems):
             self._group(group)
         judge, judge_error = None, None
-        if self.options.judge and TUNED in self.systems:
+        if self.options.judge and TUNED in self.systems and self.pool:
+            self.emit("eval_note", message="judge skipped: a prompt pool has no references")
+        elif self.options.judge and TUNED in self.systems:
             try:
                 judge = self._judge()
             except TunedeckError as exc:  # keep the rest of the summary; fail afterwards
                 judge, judge_error = {"error": exc.message, "hint": exc.hint}, exc
-        summary = build_summary(
+        make_summary = pool_summary if self.pool else build_summary
+        summary = make_summary(
             self.run_dir,
             self.systems,
             self.ctx,
@@ -175,7 +191,9 @@ class Evaluation:
             self.probe_settings[group.name] = probe_settings(weights)
             plans = [self._plan(system, weights) for system in group.systems]
             pending = [(plan, self._pending(plan)) for plan in plans]
-            loss_todo = self.options.loss and not self._loss_done(group.name, weights)
+            loss_todo = (
+                self.options.loss and not self.pool and not self._loss_done(group.name, weights)
+            )
             probes_todo = self.options.probes and group.name in ("base", TUNED)
             if (
                 not any(todo for _, todo in pending)
@@ -349,8 +367,10 @@ class Evaluation:
             "output_tokens": answer.output_tokens,
             "finished": answer.finished,
             "metrics_version": METRICS_VERSION,
-            "scored_as": self.ctx.spec,
-            "metrics": score_output(answer.text, example.answer, self.ctx, self.index),
+            "scored_as": POOL if self.pool else self.ctx.spec,
+            "metrics": pool_scores(answer.text, self.json_task)
+            if self.pool
+            else score_output(answer.text, example.answer, self.ctx, self.index),
             "time": time.time(),
         }
 
@@ -475,6 +495,25 @@ def _leakage_notes(train: list[Any], eval_set: EvalSet) -> list[str]:
     if leakage.is_clean:
         return []
     return [f"{eval_set.title} overlaps the training data: {leakage.summary()}"]
+
+
+def pool_notes(run_dir: Path, train: list[Any], eval_set: EvalSet) -> list[str]:
+    """Notes on a pool's prompts that repeat the run's training data, its validation split
+    or a test file it was scored on (engine.data.pool's lint)."""
+    from engine.data.pool import pool_findings
+    from engine.eval.sets import read_split, stored_test_set
+    from engine.eval.store import stored_sets
+
+    others: dict[str, list[Any]] = {
+        "the training data": train,
+        "the validation split": read_split(run_dir, "val"),
+    }
+    for name in stored_sets(run_dir)[1:]:
+        found = stored_test_set(run_dir, name)
+        if found is not None and not found.pool and name != eval_set.name:
+            others[found.title] = found.examples
+    findings = pool_findings(eval_set.examples, others)
+    return [f"{eval_set.title} line {f.line}: {f.message}" for f in findings]
 
 
 def _mean_primary(rows: list[dict[str, Any]]) -> float | None:

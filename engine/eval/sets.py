@@ -7,6 +7,9 @@ record with an error refused with its file and line, and frozen into the run
 (`eval/<set>/examples.jsonl` and `set.json`, layout in engine.eval.store) so the results
 stay readable after the file changes or moves. An edited file is a new set; its answers
 never mix with another set's.
+
+A file whose records have no answers is a prompt pool (engine.data.pool): its prompts are
+answered and reviewed (accepted or corrected), never scored; `set.json` says `"pool": true`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from engine.core.errors import TunedeckError
 from engine.core.events import write_json_atomic
 from engine.core.layout import DATA_DIR, MANIFEST_FILE, SET_EXAMPLES
 from engine.data.formats import Example, LoadedDataset, load_examples, sha256_file, write_chat_jsonl
+from engine.data.pool import PoolData, is_pool_file, read_pool
 from engine.eval.store import SET_FILE, VALIDATION, set_dir, set_path, stored_sets, test_set_name
 
 
@@ -40,6 +44,8 @@ class EvalSet:
     """Each example's line in the user's file (validation: the split's source file)."""
     source: str | None = None
     """The test file's path as given (None: the validation split)."""
+    pool: bool = False
+    """A prompt pool: no reference answers (the examples have no assistant turn)."""
 
     @property
     def is_test(self) -> bool:
@@ -48,7 +54,8 @@ class EvalSet:
     def describe(self, count: int | None = None) -> str:
         """`validation split, 14 examples` (count: how many were scored, default all)."""
         n = len(self.examples) if count is None else count
-        return f"{self.title}, {n} example{'s' if n != 1 else ''}"
+        what = "prompt" if self.pool else "example"
+        return f"{self.title}, {n} {what}{'s' if n != 1 else ''}"
 
     def to_json(self, count: int) -> dict[str, Any]:
         """The `eval_set` field of a summary."""
@@ -59,6 +66,7 @@ class EvalSet:
             "examples": count,
             "total": len(self.examples),
             "description": self.describe(count),
+            "pool": self.pool,
         }
 
 
@@ -141,31 +149,83 @@ def test_set_of(path: str | Path) -> str:
         ) from exc
 
 
+def read_pool_file(path: str | Path) -> PoolData:
+    """A prompt pool read with engine.data.pool; any record that is no prompt is refused.
+
+    Raises:
+        EvalDataError: the file is unusable, a record is no prompt (file and line named),
+            or it holds no prompt.
+    """
+    try:
+        pool = read_pool(Path(path).expanduser())
+    except TunedeckError as exc:
+        raise EvalDataError(f"prompt pool: {exc.message}", hint=exc.hint) from exc
+    name = pool.path.name
+    if pool.problems:
+        line, problem = pool.problems[0]
+        more = f" (and {len(pool.problems) - 1} more)" if len(pool.problems) > 1 else ""
+        raise EvalDataError(
+            f"prompt pool {name} line {line}: {problem.message}{more}",
+            hint=f"{problem.hint + '; ' if problem.hint else ''}"
+            f"`tunedeck lint {pool.path}` lists every problem",
+        )
+    empty = next((e.line for e in pool.prompts if not e.messages[-1].content.strip()), None)
+    if empty is not None:
+        raise EvalDataError(f"prompt pool {name} line {empty}: the prompt is empty",
+                            hint="write the input to answer, or remove the line")  # fmt: skip
+    if not pool.prompts:
+        raise EvalDataError(f"prompt pool {name} holds no prompt", hint="give it one a line")
+    return pool
+
+
+def check_eval_file(path: str | Path) -> None:
+    """Read a test file or pool as an evaluation would, raising EvalDataError on a bad one."""
+    if is_pool_file(path):
+        read_pool_file(path)
+    else:
+        read_test_file(path)
+
+
 def prepare_test_set(run_dir: Path, path: str | Path) -> EvalSet:
-    """Read a test file, freeze its examples into the run, and return it as an eval set."""
-    data = read_test_file(path)
-    digest = sha256_file(data.path)
-    name = test_set_name(data.path, digest)
+    """Read a test file (or prompt pool), freeze its examples into the run, and return it
+    as an eval set."""
+    pool = is_pool_file(path)
+    if pool:
+        data = read_pool_file(path)
+        source, examples, fmt, container = data.path, data.prompts, "pool", data.container
+    else:
+        loaded = read_test_file(path)
+        source, examples = loaded.path, loaded.examples
+        fmt, container = loaded.format, loaded.container
+    digest = sha256_file(source)
+    name = test_set_name(source, digest)
     where = set_dir(run_dir, name)
     if not (where / SET_FILE).is_file():
-        write_chat_jsonl(data.examples, where / SET_EXAMPLES)
+        write_chat_jsonl(examples, where / SET_EXAMPLES)
         info = {
-            "source": str(data.path.resolve()),
+            "source": str(source.resolve()),
             "sha256": digest,
-            "format": data.format,
-            "container": data.container,
-            "examples": len(data.examples),
-            "lines": [e.line for e in data.examples],
+            "format": fmt,
+            "container": container,
+            "examples": len(examples),
+            "lines": [e.line for e in examples],
+            "pool": pool,
         }
         write_json_atomic(where / SET_FILE, info)
-    return _test_set(name, data.path.name, data.examples, [e.line for e in data.examples],
-                     str(data.path))  # fmt: skip
+    lines = [e.line for e in examples]
+    return _test_set(name, source.name, examples, lines, str(source), pool)
 
 
 def _test_set(
-    name: str, file_name: str, examples: list[Example], lines: list[int], source: str
+    name: str,
+    file_name: str,
+    examples: list[Example],
+    lines: list[int],
+    source: str,
+    pool: bool = False,
 ) -> EvalSet:
-    return EvalSet(name, f"test file {file_name}", examples, lines, source)
+    title = f"prompt pool {file_name}" if pool else f"test file {file_name}"
+    return EvalSet(name, title, examples, lines, source, pool)
 
 
 def stored_test_set(run_dir: Path, name: str) -> EvalSet | None:
@@ -173,14 +233,16 @@ def stored_test_set(run_dir: Path, name: str) -> EvalSet | None:
     where = set_path(run_dir, name)
     try:
         info = json.loads((where / SET_FILE).read_text(encoding="utf-8"))
-        examples = load_examples(where / SET_EXAMPLES).examples
+        pool = bool(info.get("pool"))
+        frozen = where / SET_EXAMPLES
+        examples = read_pool(frozen).prompts if pool else load_examples(frozen).examples
     except (OSError, ValueError, TunedeckError):
         return None
     lines = info.get("lines") or []
     if len(lines) != len(examples):
         lines = [e.line for e in examples]
     source = str(info.get("source", ""))
-    return _test_set(name, Path(source).name or name, examples, lines, source)
+    return _test_set(name, Path(source).name or name, examples, lines, source, pool)
 
 
 def load_eval_set(run_dir: Path, name: str = VALIDATION) -> EvalSet:

@@ -34,6 +34,7 @@ from engine.data.primary import Primary
 from engine.eval.memorisation import TrainAnswerIndex, memorisation_scores
 from engine.eval.metrics import (
     METRICS_VERSION,
+    POOL,
     ScoringContext,
     aggregate,
     perplexity,
@@ -136,8 +137,11 @@ def system_rows(
     stale = [
         row
         for row in rows
-        if row.get("metrics_version") != METRICS_VERSION
-        or (spec is not None and row.get("scored_as", spec) != spec)
+        if row.get("scored_as") != POOL
+        and (
+            row.get("metrics_version") != METRICS_VERSION
+            or (spec is not None and row.get("scored_as", spec) != spec)
+        )
     ]
     if stale:
         ctx, index = run_scoring(run_dir, eval_set)
@@ -384,31 +388,3 @@ def load_summary(run_dir: Path, eval_set: str = VALIDATION) -> dict[str, Any] | 
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-_KEPT = ("examples", "val_examples", "eval_set", "settings", "notes", "probes", "judge")
-"""Summary fields that do not depend on the primary metric (kept when it is rescored)."""
-
-
-def summary_under(
-    run_dir: Path, primary: Primary, eval_set: str = VALIDATION
-) -> dict[str, Any] | None:
-    """The set's summary as if the run scored by `primary` (another run's metric, in a
-    comparison): the stored summary when it already does, else rebuilt from the stored
-    answers, re-scored (nothing is generated, nothing is written). None: never evaluated.
-    """
-    summary = load_summary(run_dir, eval_set)
-    if summary is None or (summary.get("primary") or {}).get("spec") == primary.spec:
-        return summary
-    systems = [s for s in summary.get("systems", {}) if isinstance(s, str)]
-    limit = summary.get("examples") if isinstance(summary.get("examples"), int) else None
-    references = [e.answer for e in load_eval_set(run_dir, eval_set).examples]
-    ctx, index = build_scoring(read_split(run_dir, "train"), references, primary)
-    rows = {}
-    for system in systems:
-        rows[system] = system_rows(run_dir, system, limit, eval_set)
-        for row in rows[system]:
-            row["metrics"] = score_output(row["output"], row["reference"], ctx, index)
-    losses = {s: (summary["systems"][s] or {}).get("val_loss") for s in systems}
-    extra = {key: summary[key] for key in _KEPT if key in summary}
-    return build_summary(run_dir, systems, ctx, losses, limit, extra, eval_set, rows)

@@ -2,7 +2,7 @@
 
 The evaluations are compared on one primary metric: the first run's (engine.eval.primary),
 or the one the user names. A run that scores by another is re-scored from its stored
-answers for the comparison (engine.eval.summary.summary_under), so two runs of one task
+answers for the comparison (engine.eval.rescore.summary_under), so two runs of one task
 never show two metrics.
 
 `compare_runs` reads the run directories; `build_comparison` does the work on data already
@@ -24,8 +24,9 @@ from engine.core.events import iter_all_events, metric_history
 from engine.data.primary import AUTO, Primary, check_fits, parse_primary
 from engine.eval.options import BASE_FEW, BASE_ZERO, TUNED, system_title
 from engine.eval.primary import run_primary
+from engine.eval.rescore import summary_under
 from engine.eval.sets import read_split
-from engine.eval.summary import load_summary, summary_under
+from engine.eval.summary import load_summary
 from engine.runs.store import CONFIG_FILE
 
 Point = tuple[int, float]

@@ -7,10 +7,40 @@ exactly what it trained on.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine.config.build import TrainConfig
+from engine.core.errors import TunedeckError
+from engine.core.layout import DATA_DIR, MANIFEST_FILE
+from engine.core.paths import runs_dir
+from engine.data.formats import load_examples
 from engine.data.split import SplitResult, split_dataset
+
+
+def kept_val_lines(run_id: str, source: str) -> list[int]:
+    """The validation lines of run `run_id`'s split, for a file of the same records.
+
+    Raises:
+        TunedeckError: no such run, it split no single file, or `source` has another
+            number of records (it is not a corrected copy of that run's file).
+    """
+    manifest = runs_dir() / run_id / DATA_DIR / MANIFEST_FILE
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+        val_lines, count = list(info["val_lines"]), int(info["source"]["examples"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TunedeckError(
+            f"data.split_like: run {run_id} has no split of one file to keep",
+            hint="name a run trained on data.source (tunedeck runs lists them)",
+        ) from exc
+    found = len(load_examples(source).examples)
+    if found != count:
+        raise TunedeckError(
+            f"data.split_like: {source} has {found} examples, run {run_id}'s file had {count}",
+            hint="keep a split only for a corrected copy of the same file (tunedeck data fix)",
+        )
+    return val_lines
 
 
 def prepare_run_data(cfg: TrainConfig, data_dir: Path) -> SplitResult:
@@ -21,6 +51,14 @@ def prepare_run_data(cfg: TrainConfig, data_dir: Path) -> SplitResult:
     - `data.train` alone: train on all of it, with no validation set (loudly warned).
     """
     data = cfg.validate_for_run().data
+    if data.source and data.split_like:
+        return split_dataset(
+            data.source,
+            data_dir,
+            seed=data.split_seed,
+            fmt=data.format,
+            keep_val_lines=kept_val_lines(data.split_like, data.source),
+        )
     if data.source:
         return split_dataset(
             data.source,

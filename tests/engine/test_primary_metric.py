@@ -16,13 +16,13 @@ from engine.data.primary import Primary, PrimaryError, decide_for_examples, deci
 from engine.eval.metrics import METRICS_VERSION, aggregate, context_for, score_example
 from engine.eval.options import EvalOptions, EvalOptionsError
 from engine.eval.primary import primary_options, run_primary, stored_primary
+from engine.eval.rescore import summary_under
 from engine.eval.store import append_jsonl, system_file
 from engine.eval.summary import (
     build_scoring,
     build_summary,
     load_summary,
     score_output,
-    summary_under,
     system_rows,
     write_summary,
 )

@@ -82,3 +82,35 @@ def test_delete_never_leaves_the_runs_folder(tunedeck_home: Path, ref: str) -> N
     (tunedeck_home / "elsewhere").mkdir()
     assert main(["delete", ref, "--yes"]) == 2
     assert (tunedeck_home / "elsewhere").is_dir()
+
+
+def test_compare_on_a_test_file_prints_the_outcome(
+    tunedeck_home: Path, tmp_path: Path, capsys
+) -> None:
+    from tests.engine.test_outcome import answers, score_on, ticket_run, write_test_file
+
+    a, b = ticket_run(tunedeck_home, A), ticket_run(tunedeck_home, B)
+    path = write_test_file(tmp_path)
+    score_on(a, path, answers(range(12)))
+    assert main(["compare", A, B, "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "error: not every run was scored on tickets_test.jsonl" in err
+    assert f"run {B} never was" in err and "hint: " in err
+    assert f"tunedeck eval {B} --data {path}" in err
+
+    score_on(b, path, answers(set(range(12)) - {3} | set(range(12, 20))))
+    assert main(["compare", A, B, "--data", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"A  {A}\nB  {B}\n" in out
+    assert "Outcome on test file tickets_test.jsonl (20 examples)" in out
+    assert f"  primary metric: category accuracy (run {A}'s: " in out
+    assert "run  category accuracy [95 % CI]  exact match" in out
+    assert "B beats A on category accuracy: 0.95 [0.76, 0.99] vs 0.60 [0.39, 0.78], " in out
+    assert "8 wins / 1 loss, p = 0.039" in out
+    assert "(the configs are identical)" in out
+
+    assert main(["compare", A, B, "--data", str(path), "--primary", "fields", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["primary"]["of"] == "chosen by you" and data["examples"] == 20
+    assert [run["id"] for run in data["runs"]] == [A, B]
+    assert data["versus"][0]["wins"] == 8 and data["config_differences"] == {}

@@ -33,10 +33,12 @@ from engine.eval.review import AbPair, AbStats, EvalTable
 from engine.eval.store import VALIDATION
 from engine.export.exporter import ExportKind, ExportResult
 from engine.export.gguf.options import Quant
+from engine.loop.grow import GrowResult
 from engine.model.resolve import ModelInfo
 from engine.playground.server import PlaygroundTarget
 from engine.runs.admin import Deletion
 from engine.runs.compare import Comparison, build_comparison
+from engine.runs.outcome import Outcome
 from engine.runs.store import RunInfo, RunStateError
 from tests.conftest import REPO_ROOT
 from tests.tiny_model import SMOLLM2_135M_CONFIG
@@ -261,6 +263,12 @@ class FakeBackend:
         runs = [self.runs[d] for d in run_dirs]
         return build_comparison([(r.dir.name, r.events, r.config, r.summary) for r in runs])
 
+    def shared_test_sets(self, run_dirs: list[Path]) -> list[str]:
+        return self.engine.shared_test_sets(run_dirs)  # none, unless a test made real runs
+
+    def compare_outcome(self, run_dirs: list[Path], eval_set: str) -> Outcome:
+        return self.engine.compare_outcome(run_dirs, eval_set)
+
     def check_deletable(self, run_dir: Path) -> Deletion:
         info = self.runs[run_dir].info()
         if info.state in ("running", "queued", "stopping"):
@@ -308,6 +316,30 @@ class FakeBackend:
 
     def primary_options(self, run_dir: Path) -> PrimaryOptions:
         return self.engine.primary_options(run_dir)
+
+    def set_verdict(
+        self,
+        run_dir: Path,
+        index: int,
+        verdict: str | None,
+        answer: str | None = None,
+        eval_set: str | None = None,
+    ) -> dict[str, Any]:
+        return self.engine.set_verdict(run_dir, index, verdict, answer, eval_set)
+
+    def set_reference(
+        self, run_dir: Path, index: int, reference: str | None, eval_set: str | None = None
+    ) -> dict[str, Any]:
+        return self.engine.set_reference(run_dir, index, reference, eval_set)
+
+    def training_answers(self, run_dir: Path) -> list[str]:
+        return self.engine.training_answers(run_dir)
+
+    def grow_data(self, run_dir: Path, eval_set: str, out: Path) -> GrowResult:
+        return self.engine.grow_data(run_dir, eval_set, out)
+
+    def like_config(self, run_dir: Path, data: Path) -> tuple[TrainConfig, bool]:
+        return self.engine.like_config(run_dir, data)
 
     def save_eval_options(self, run_dir: Path, options: EvalOptions) -> None:
         self.engine.save_eval_options(run_dir, options)

@@ -27,11 +27,12 @@ from tests.tui.conftest import (
     wait_until,
 )
 from tests.tui.test_baseline import BaselineBackend, run_baseline
-from tests.tui.test_compare import LIVE, history_backend, listed, mark_rows
+from tests.tui.test_compare import LIVE, history_backend, listed, mark_rows, outcome_backend
 from tests.tui.test_data import choose_finding
 from tests.tui.test_eval_settings import StoppableBackend
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate
 from tests.tui.test_export_step import ExportBackend
+from tests.tui.test_loop_review import pool_run
 from tests.tui.test_playground import ScriptedBackend
 from tests.tui.thread_check import BACKEND_METHODS, UI_THREAD_EXEMPT, ThreadCheckedBackend
 from tui.app import TunedeckApp
@@ -39,6 +40,7 @@ from tui.backend import Backend
 from tui.backend_engine import EngineBackend
 from tui.dialogs.ab_review import AbReviewDialog
 from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.correction import CorrectionDialog
 from tui.dialogs.eval_settings import EvalSettingsDialog
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog
@@ -79,7 +81,7 @@ WIZARD_CALLS = {
     "start_created_run", "read_log", "request", "chosen_eval_set", "review_summary",
     "load_eval_options", "set_mark", "ab_stats", "record_preference", "export_review",
     "eval_adapters", "primary_options", "save_eval_options", "start_eval", "has_adapter",
-    "export_run",
+    "export_run", "training_answers", "set_reference",
 }  # fmt: skip
 
 
@@ -127,6 +129,10 @@ async def test_the_wizard_calls_the_backend_off_the_ui_thread(
         await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), timeout=10)
         await pilot.press(*"ok", "enter")
         await called(pilot, backend, "set_mark", 2)
+        await pilot.press("w")  # the reference is wrong: the editor, saved as it is
+        await wait_until(pilot, lambda: isinstance(app.screen, CorrectionDialog), timeout=10)
+        await pilot.press("ctrl+s")
+        await called(pilot, backend, "set_reference")
         await pilot.press("a")  # blind A/B: one preference
         await wait_until(pilot, lambda: isinstance(app.screen, AbReviewDialog), timeout=10)
         await pilot.press("1", "escape")
@@ -170,7 +176,7 @@ async def test_the_data_step_calls_the_backend_off_the_ui_thread(tmp_path: Path)
 ASIDE_CALLS = {
     "list_runs", "run_config", "compare_runs", "check_deletable", "delete_run", "run_info",
     "read_events", "read_log", "request", "resume_run", "list_models", "prepare_model",
-    "eval_running", "shutdown",
+    "eval_running", "shutdown", "shared_test_sets",
 }  # fmt: skip
 
 
@@ -220,6 +226,51 @@ async def test_runs_compare_and_models_call_the_backend_off_the_ui_thread() -> N
     assert inner.resumed == [LIVE] and inner.prepared == ["smollm2-135m"]
     assert backend.on_ui_thread == []
     assert set(backend.calls) >= ASIDE_CALLS, ASIDE_CALLS - set(backend.calls)
+
+
+OUTCOME_CALLS = {"compare_runs", "shared_test_sets", "compare_outcome"}
+
+
+async def test_the_outcome_on_a_test_file_calls_the_backend_off_the_ui_thread(
+    tmp_path: Path,
+) -> None:
+    backend = checked(outcome_backend(tmp_path))
+    app = app_on(backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot)
+        await mark_rows(pilot, 1, 2)
+        await pilot.press("c")  # compare: the outcome on the first shared test file
+        await called(pilot, backend, "compare_outcome")
+        await settle(pilot)
+        await pilot.press("t")  # the next one
+        await called(pilot, backend, "compare_outcome", 2)
+    assert backend.on_ui_thread == []
+    assert set(backend.calls) >= OUTCOME_CALLS, OUTCOME_CALLS - set(backend.calls)
+
+
+LOOP_CALLS = {"set_verdict", "training_answers", "grow_data", "like_config", "start_run"}
+
+
+async def test_the_loop_in_review_calls_the_backend_off_the_ui_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run, _pool = pool_run(tmp_path)
+    backend = checked(EvalBackend())
+    async with evaluate_app(run, backend).run_test(size=SIZE) as pilot:  # type: ignore[arg-type]
+        await open_evaluate(pilot)
+        await pilot.press("y", "j", "c")  # accept one, correct the next (saved as shown)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, CorrectionDialog), 10)
+        await pilot.press("ctrl+s")
+        await called(pilot, backend, "set_verdict", 2)
+        await pilot.press("D")  # the next run's data, then the next run
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, PromptDialog), 10)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), 10)
+        await pilot.press("y")
+        await called(pilot, backend, "start_run")
+    assert backend.on_ui_thread == []
+    assert set(backend.calls) >= LOOP_CALLS, LOOP_CALLS - set(backend.calls)
 
 
 RUN_CALLS = {"start_run", "start_eval", "stop_eval", "eval_rows_kept"}
@@ -275,7 +326,8 @@ async def test_the_playground_calls_the_backend_off_the_ui_thread() -> None:
 
 
 def test_the_walks_call_every_backend_method() -> None:
-    walked = WIZARD_CALLS | DATA_CALLS | ASIDE_CALLS | RUN_CALLS | PLAYGROUND_CALLS
+    walked = (WIZARD_CALLS | DATA_CALLS | ASIDE_CALLS | OUTCOME_CALLS | RUN_CALLS
+              | PLAYGROUND_CALLS | LOOP_CALLS)  # fmt: skip
     assert walked == BACKEND_METHODS
     assert set(UI_THREAD_EXEMPT) <= BACKEND_METHODS
 

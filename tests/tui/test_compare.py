@@ -3,11 +3,13 @@ notifications of runs that complete, fail or overfit (FakeBackend runs)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual.widgets import DataTable, Static
 
 from engine.config.build import TrainConfig, with_overrides
+from tests.engine.test_outcome import TICKETS, answers, score_on, ticket_run, write_test_file
 from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle, train_event, wait_until
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
@@ -47,6 +49,30 @@ def history_backend() -> FakeBackend:
                     config=with_overrides(base, learning_rate=1e-3, **{"lora.r": 32}))  # fmt: skip
     backend.add_run(LIVE, events=scripted_events(10))
     return backend
+
+
+def outcome_backend(folder: Path) -> FakeBackend:
+    """history_backend, with OLD and NEW as real run directories (under `folder`) whose
+    fine-tuned models were scored on two test files: tickets_test (NEW right on 8 more
+    examples than OLD) and more_tickets (the same answers)."""
+    backend = history_backend()
+    for run_id in (OLD, NEW):
+        fake = backend.runs.pop(Path("/fake-runs") / run_id)
+        fake.dir = ticket_run(folder, run_id)
+        backend.runs[fake.dir] = fake
+    old, new = (d for d in backend.runs if d.name in (OLD, NEW))
+    tickets = write_test_file(folder)
+    score_on(old, tickets, answers(range(12)))
+    score_on(new, tickets, answers(range(20)))
+    more = TICKETS[30:40]
+    other = write_test_file(folder, more, "more_tickets")
+    for run_dir in (old, new):
+        score_on(run_dir, other, answers(range(5), more))
+    return backend
+
+
+def outcome_text(screen) -> str:
+    return str(screen.query_one("#compare-outcome", Static).render())
 
 
 def table(app) -> DataTable:
@@ -108,6 +134,54 @@ async def test_space_marks_runs_and_c_opens_the_comparison(make_app) -> None:
         assert isinstance(app.screen, RunsScreen)
         await mark_rows(pilot, 2)  # unmark OLD
         assert cell_texts(table(app))[2][0] == ""
+
+
+async def test_the_outcome_on_shared_test_files_and_t_cycles_them(make_app, tmp_path: Path) -> None:
+    app = make_app(backend=outcome_backend(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot)
+        await mark_rows(pilot, 2, 1)  # A: OLD, B: NEW
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        assert screen.check_action("next_test_set", ()) is True
+        assert screen.query_one("#compare-outcome", Static).display
+        first = outcome_text(screen).splitlines()
+        assert first[0] == (
+            "Outcome on test file more_tickets.jsonl (10 examples) · category accuracy · "
+            "1 of 2 (t: next)"
+        )
+        assert first[1] == "A 0.50 [0.24, 0.76]   B 0.50 [0.24, 0.76]"
+        assert first[2].startswith("B and A score the same on every example's category acc")
+
+        await pilot.press("t")
+        await settle(pilot)
+        text = outcome_text(screen)
+        assert text.startswith("Outcome on test file tickets_test.jsonl (20 examples)")
+        assert "· 2 of 2 (t: next)" in text
+        assert "A 0.60 [0.39, 0.78]   B 1.00 [0.84, 1.00]" in text
+        assert "B beats A on category accuracy: 1.00 [0.84, 1.00] vs 0.60 [0.39, 0.78], " in text
+        assert "8 wins / 0 losses, p = 0.008" in text
+        assert screen.outcome is not None and screen.outcome.versus[0].wins == 8
+
+        await pilot.press("t")
+        await settle(pilot)
+        assert outcome_text(screen).startswith("Outcome on test file more_tickets.jsonl")
+        assert isinstance(app.screen, CompareScreen)  # `t` never left for the Playground
+
+
+async def test_runs_not_scored_on_one_test_file_show_no_outcome(make_app) -> None:
+    app = make_app(backend=history_backend())  # no run directory: no test set shared
+    async with app.run_test(size=SIZE) as pilot:
+        await listed(pilot)
+        await mark_rows(pilot, 1, 2)
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and screen.test_sets == []
+        assert not screen.query_one("#compare-outcome", Static).display
+        assert screen.check_action("next_test_set", ()) is False  # `t`: the app's Playground
 
 
 async def test_compare_without_evaluations_says_so(make_app) -> None:

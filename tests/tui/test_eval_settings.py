@@ -20,8 +20,8 @@ from engine.eval.review import load_marks
 from engine.eval.sets import prepare_test_set
 from engine.eval.store import append_jsonl, system_file
 from engine.eval.summary import build_summary, score_output, write_summary
-from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.conftest import REPO_ROOT
+from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.tui.conftest import SIZE, wait_until
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate, write_eval
 from tui.dialogs.eval_settings import EvalSettingsDialog

@@ -7,7 +7,8 @@ the exit code (`COMMANDS` maps each subcommand to its module):
 - `lint`, `split`: check a dataset, split it;
 - `runs`: `train`, `runs`, `attach`, `stop`, `pause`, `resume`;
 - `history`: `compare`, `delete`;
-- `evaluate`: `eval`; `export`: `export`; `models`: `models`.
+- `evaluate`: `eval`; `export`: `export`; `models`: `models`;
+- `loop`: `review`, `data add`, `data fix` (the next run's data from a review).
 
 The engine work sits behind function-level imports, so `tunedeck lint` never pays for
 Textual and `tunedeck` (the wizard) never pays for torch.
@@ -39,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "eval": "evaluate",
     "export": "export",
     "models": "models",
+    "review": "loop",
+    "data": "loop",
 }
 
 

@@ -1,4 +1,8 @@
-"""`tunedeck compare | delete`: look back over runs: compare several, delete finished ones."""
+"""`tunedeck compare | delete`: look back over runs: compare several, delete finished ones.
+
+`compare RUNS --data TEST` compares them by outcome on one test file instead
+(engine.runs.outcome): scores with intervals, and a paired test against the first run.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Compare runs side by side: their training and validation loss curves on one "
             "text chart, the config fields whose values differ, and the evaluation "
             "aggregates of each system (where the runs were evaluated), all on one primary "
-            "metric: the first run's, or --primary."
+            "metric: the first run's, or --primary. With --data TEST: their outcome on that "
+            "one test file instead, every run scored on it (its stored answers re-scored, "
+            "nothing generated), each later run against the first with a paired test."
         ),
     )
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or unique prefixes)")
+    compare.add_argument(
+        "--data",
+        metavar="TEST",
+        help="compare by outcome on this test file (every run scored on it with `tunedeck "
+        "eval RUN --data TEST`): each run's scores with 95 %% intervals, and each later run "
+        "against the first with a paired sign test",
+    )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument(
         "--primary",
@@ -57,6 +70,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from engine.runs.compare import compare_runs
     from engine.runs.store import find_run
 
+    if args.data:
+        return run_outcome(args)
     comparison = compare_runs([find_run(ref) for ref in args.runs], args.primary)
     if args.json:
         print(json.dumps(comparison.to_json()))
@@ -90,6 +105,47 @@ def format_comparison(comparison: Any) -> str:
     lines.append(_table(["system · metric", *tags], rows) if rows else "  (no run evaluated)")
     verdicts = [(tag, run.verdict) for tag, run in zip(tags, runs, strict=True) if run.verdict]
     lines += [f"  {tag}: {verdict}" for tag, verdict in verdicts]
+    return "\n".join(lines)
+
+
+def run_outcome(args: argparse.Namespace) -> int:
+    """Print the runs' outcome on the test file `args.data` (or its JSON)."""
+    from engine.config.build import load_config
+    from engine.runs.compare import config_differences
+    from engine.runs.outcome import compare_outcome
+    from engine.runs.store import CONFIG_FILE, find_run
+
+    run_dirs = list(dict.fromkeys(find_run(ref) for ref in args.runs))
+    outcome = compare_outcome(run_dirs, args.data, args.primary)
+    differences = config_differences([load_config(d / CONFIG_FILE) for d in run_dirs])
+    if args.json:
+        print(json.dumps({**outcome.to_json(), "config_differences": differences}))
+        return 0
+    print(format_outcome(outcome, differences))
+    return 0
+
+
+def format_outcome(outcome: Any, differences: dict[str, list[Any]]) -> str:
+    """The runs, the outcome table and sentences, and the config differences as text."""
+    from engine.runs.compare import display_value
+    from engine.runs.outcome import STANDARD
+
+    tags = [chr(ord("A") + index) for index in range(len(outcome.runs))]
+    lines = [f"{tag}  {run.id}" for tag, run in zip(tags, outcome.runs, strict=True)]
+    lines += ["", f"Outcome on test file {outcome.file} ({outcome.examples} examples)"]
+    lines.append(f"  {outcome.primary_line()}")
+    if outcome.coverage():
+        lines.append(f"  {outcome.coverage()}")
+    header = ["run", f"{outcome.primary['name']} [95 % CI]", *(label for _k, label in STANDARD)]
+    rows = [
+        (tag, [run.primary.text(), *(run.standard[key].text() for key, _label in STANDARD)])
+        for tag, run in zip(tags, outcome.runs, strict=True)
+    ]
+    lines += [_table(header, rows), ""]
+    lines += [f"  {sentence}" for sentence in outcome.sentences(tags)]
+    lines += ["", "Config differences"]
+    config = [(name, [display_value(v) for v in values]) for name, values in differences.items()]
+    lines.append(_table(["field", *tags], config) if config else "  (the configs are identical)")
     return "\n".join(lines)
 
 

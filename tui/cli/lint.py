@@ -148,6 +148,9 @@ def render_report(report: LintReport, show_all: bool = False) -> str:
     stats = report.stats
     if report.unreadable and not stats.records:
         lines = [f"{path}: cannot be read as a dataset"]
+    elif report.format == "pool":
+        lines = [f"{path}: prompt pool ({stats.container}), {report.count} prompts of "
+                 f"{stats.records} records"]  # fmt: skip
     else:
         lines = [
             f"{path}: {report.format} format ({stats.container}), {report.count} usable "

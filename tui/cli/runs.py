@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="any config field, e.g. --set lora.r=32 (repeatable)",
     )  # fmt: skip
+    train.add_argument(
+        "--like",
+        metavar="RUN",
+        help="start from RUN's configuration (its config.toml as is; --data and the other "
+        "options replace what they name): the next run after `tunedeck data add / fix`",
+    )
     train.add_argument("--follow", action="store_true", help="stream progress until it ends")
     train.add_argument("--json", action="store_true", help="print the run as JSON")
     train.set_defaults(handler=run_train)
@@ -97,6 +103,8 @@ def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
     )
 
     path = args.config or args.config_option
+    if args.like:
+        return _like_config(args, path), None
     preset = args.preset or "balanced"
     cfg = load_config(path) if path else from_preset(preset)
     changes: dict[str, Any] = {}
@@ -111,6 +119,34 @@ def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
         changes[key] = value
     cfg = with_overrides(cfg, **changes) if changes else cfg
     return cfg, None if path else set(changes) | set(PRESETS[preset])
+
+
+def _like_config(args: argparse.Namespace, path: str | None) -> Any:
+    """`--like RUN`: RUN's config as it is, with the options given (--data above all); a
+    corrected copy of RUN's file keeps RUN's split (engine.loop.like)."""
+    from engine.config.build import load_config, parse_assignment, with_overrides
+    from engine.core.errors import TunedeckError
+    from engine.loop.like import like_config
+    from engine.runs.store import CONFIG_FILE, find_run
+
+    if path:
+        raise TunedeckError("--like RUN and a CONFIG file both name a configuration",
+                            hint="give one of them")  # fmt: skip
+    run_dir = find_run(args.like)
+    if args.data is None:
+        cfg = load_config(run_dir / CONFIG_FILE)
+    else:
+        cfg, keep = like_config(run_dir, args.data)
+        if keep:
+            print(f"keeping run {run_dir.name}'s split: {args.data} is a corrected copy of "
+                  "its file", file=sys.stderr)  # fmt: skip
+    changes: dict[str, Any] = {
+        key: getattr(args, attr)
+        for key, attr in OPTION_FIELDS
+        if key != "data.source" and getattr(args, attr) is not None
+    }
+    changes.update(parse_assignment(item) for item in args.set)
+    return with_overrides(cfg, **changes) if changes else cfg
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -1,10 +1,14 @@
-"""The Evaluate screen's review keys: marks, notes, blind A/B and the CSV export.
+"""The Evaluate screen's review keys: marks, notes, accepts and corrections, wrong
+references, blind A/B, the CSV export, and the next run's data.
 
 A mixin of EvaluateScreen (tui/screens/evaluate.py), apart so that each file stays short.
 It works on the screen's run, table and review counts, and redraws through the screen's
 `_replace_row` and `_show_summary`. Each mark or note is one appended, fsynced line in
 the run's eval/ directory: the row shows it at the keystroke, and a worker thread saves it
 (the backend is never called on the UI thread), after the changes made before it.
+
+`D` writes the next run's data from the accepted and corrected answers (engine.loop.grow)
+and offers to train it with this run's settings (engine.loop.like), on the Train step.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual import work
 
+from engine.core.errors import TunedeckError
 from engine.eval.review import AbPair, EvalRow, EvalTable, Mark, ab_pair
 from tui.backend_calls import OrderedCalls
 from tui.dialogs.ab_review import AbReviewDialog
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.correction import CorrectionDialog
+from tui.dialogs.error import ErrorDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.widgets.eval_table import EvalTableView
 
@@ -32,7 +40,9 @@ ReviewCall = Callable[["ReviewBackend"], Any]
 
 
 class ReviewKeys:
-    """g / b / s: mark good / bad / skip    n: note    a: blind A/B    x: export as CSV."""
+    """g / b / s: mark good / bad / skip    n: note    y: accept the fine-tuned answer
+    c: correct it    w: the reference is wrong    D: add the accepted and corrected answers
+    to a new dataset, then train on it    a: blind A/B    x: export as CSV."""
 
     if TYPE_CHECKING:  # provided by EvaluateScreen
         from textual.app import App
@@ -40,6 +50,7 @@ class ReviewKeys:
 
         app: App[Any]
         backend: Backend
+        tunedeck: Any
         run_dir: Path | None
         table: EvalTable | None
         review: dict[str, Any]
@@ -100,6 +111,115 @@ class ReviewKeys:
 
         prompt = PromptDialog(f"Note on example {row.index + 1}", "Note:", row.note)
         self.app.push_screen(prompt, noted)
+
+    def action_accept(self) -> None:
+        row = self._current()
+        if row is None or self.run_dir is None:
+            return
+        if row.tuned is None:
+            self.notify("No fine-tuned answer to accept here.", severity="warning")
+            return
+        run_dir, index = self.run_dir, row.index
+        undo = row.verdict == "accepted"  # the same key again takes it back
+        verdict, answer = (None, None) if undo else ("accepted", row.tuned)
+        self._replace_row(replace(row, verdict=verdict, answer=answer))
+        self._call_review(
+            lambda backend: backend.set_verdict(run_dir, index, verdict, answer), _ignore
+        )
+        self._refresh_review()
+
+    def action_correct(self) -> None:
+        row = self._current()
+        if row is not None and self.run_dir is not None:
+            start = row.answer if row.verdict == "corrected" else (row.tuned or row.reference)
+            self._edit(row, f"Correct the answer of example {row.index + 1}", start or "",
+                       "corrected")  # fmt: skip
+
+    def action_wrong_reference(self) -> None:
+        row = self._current()
+        if row is None or self.run_dir is None:
+            return
+        if not row.reference:
+            self.notify("A prompt pool has no reference: c corrects the answer.",
+                        severity="warning")  # fmt: skip
+            return
+        self._edit(row, f"The right reference of example {row.index + 1}",
+                   row.fixed_reference or row.reference, "reference")  # fmt: skip
+
+    def _edit(self, row: EvalRow, title: str, text: str, kind: str) -> None:
+        """Read the training answers (a worker), then open the editor on `text`."""
+        assert self.run_dir is not None
+        run_dir = self.run_dir
+
+        def saved(result: str | None) -> None:
+            if result is None:
+                return
+            if kind == "reference":
+                self._replace_row(replace(row, fixed_reference=result))
+                call: ReviewCall = lambda b: b.set_reference(run_dir, row.index, result)  # noqa: E731
+            else:
+                self._replace_row(replace(row, verdict="corrected", answer=result))
+                call = lambda b: b.set_verdict(run_dir, row.index, "corrected", result)  # noqa: E731
+            self._call_review(call, _ignore)
+            self._refresh_review()
+
+        def opened(answers: list[str]) -> None:
+            dialog = CorrectionDialog(title, row.prompt, text, answers)
+            self.app.push_screen(dialog, saved)
+
+        self._call_review(lambda backend: backend.training_answers(run_dir), opened)
+
+    def action_grow(self) -> None:
+        """Ask for the new file, write it (a worker), then offer the next run."""
+        table, run_dir = self.table, self.run_dir
+        if table is None or run_dir is None:
+            return
+        if not any(row.verdict for row in table.rows):
+            self.notify("Nothing to add yet: y accepts an answer, c corrects one.",
+                        severity="warning")  # fmt: skip
+            return
+        default = str(Path.cwd() / f"{run_dir.name}-next.jsonl")
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.grow(run_dir, table.eval_set, Path(path).expanduser())
+
+        prompt = PromptDialog("Add to the training data",
+                              "New dataset file (the run's training data + your answers):",
+                              default, suffixes=(".jsonl",))  # fmt: skip
+        self.app.push_screen(prompt, chosen)
+
+    @work(thread=True, exclusive=True, group="grow", exit_on_error=False)
+    def grow(self, run_dir: Path, eval_set: str, out: Path) -> None:
+        """Write the grown data; then ask whether to train the next run on it."""
+        backend: ReviewBackend = self.backend
+        try:
+            result = backend.grow_data(run_dir, eval_set, out)
+        except TunedeckError as exc:
+            self.app.call_from_thread(self.app.push_screen,
+                                      ErrorDialog.of(exc, "Cannot add to the data"))  # fmt: skip
+            return
+        text = "\n".join(result.lines())
+        self.app.call_from_thread(self._offer_next_run, run_dir, out, text)
+
+    def _offer_next_run(self, run_dir: Path, out: Path, text: str) -> None:
+        dialog = ConfirmDialog("Train the next run?", f"{text}\n\nTrain the next run on "
+                               f"{out.name} with run {run_dir.name}'s settings?",
+                               "Train", "Not now")  # fmt: skip
+        self.app.push_screen(dialog, lambda yes: self.start_next(run_dir, out) if yes else None)
+
+    @work(thread=True, exclusive=True, group="grow", exit_on_error=False)
+    def start_next(self, run_dir: Path, data: Path) -> None:
+        """Start the run `--like` this one on the new data, and show it on the Train step."""
+        backend: Backend = self.backend
+        try:
+            cfg, _keep = backend.like_config(run_dir, data)
+            info = backend.start_run(cfg)
+        except TunedeckError as exc:
+            self.app.call_from_thread(self.app.push_screen,
+                                      ErrorDialog.of(exc, "Cannot start the run"))  # fmt: skip
+            return
+        self.app.call_from_thread(self.tunedeck.attach, info.dir)
 
     def _refresh_review(self) -> None:
         """Count the marks again (after the review calls before it) and show the counts."""

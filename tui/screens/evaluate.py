@@ -45,7 +45,8 @@ from tui.widgets.eval_table import EvalTableView
 
 SORTS = (("index", False), ("delta", False), ("primary", True), ("mark", False))
 """Sort keys `o` cycles through (delta ascending: the worst regressions first)."""
-REVIEW_ACTIONS = frozenset(("mark", "note", "cycle_filter", "search", "cycle_sort", "ab", "export"))
+REVIEW_ACTIONS = frozenset(("mark", "note", "cycle_filter", "search", "cycle_sort", "ab", "export",
+                            "accept", "correct", "wrong_reference", "grow"))  # fmt: skip
 
 
 def stopped_text(kept: RowsKept | None) -> str:
@@ -62,7 +63,9 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
         e: evaluate with the run's eval settings (continues a stopped evaluation)
         E: eval settings, then start    ctrl+x: stop the evaluation    enter: the example
         g / b / s: mark good / bad / skip    n: note    f: filter    /: search    o: sort
-        a: blind A/B    x: export the review as CSV
+        y: accept the fine-tuned answer    c: correct it (an editor)    w: the reference is
+        wrong (an editor)    D: add the accepted and corrected answers to a new dataset and
+        train the next run on it    a: blind A/B    x: export the review as CSV
     """
 
     MODE = "evaluate"
@@ -75,9 +78,13 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
         Binding("b", "mark('bad')", "Bad"),
         Binding("s", "mark('skip')", "Skip"),
         Binding("n", "note", "Note"),
-        Binding("f", "cycle_filter", "Filter"),
-        Binding("slash", "search", "Search", key_display="/"),
-        Binding("o", "cycle_sort", "Sort"),
+        Binding("y", "accept", "Accept"),
+        Binding("c", "correct", "Correct"),
+        Binding("w", "wrong_reference", "Wrong ref", show=False),
+        Binding("D", "grow", "Add to data", show=False),
+        Binding("f", "cycle_filter", "Filter", show=False),  # the status line names f, o, /
+        Binding("slash", "search", "Search", key_display="/", show=False),
+        Binding("o", "cycle_sort", "Sort", show=False),
         Binding("a", "ab", "A/B"),
         Binding("x", "export", "Export"),
     ]
@@ -331,7 +338,7 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
         else:
             self._status(
                 f"{self._set_title()}: {len(rows)} of {len(table.rows)} examples · "
-                f"filter {kind} · sort {key}{search} · enter: full example"
+                f"f filter {kind} · o sort {key}{search} · / search · enter: full example"
             )
 
     def _set_title(self) -> str:

@@ -21,11 +21,21 @@ from engine.eval.answer_digest import answer_digest, label_key_of
 from engine.eval.options import BASE_SYSTEMS, TUNED
 from engine.eval.review import EvalRow
 
-COLUMNS = (("#", 4), ("prompt", 18), ("reference", 15), ("base", 15), ("fine-tuned", 15),
-           ("base→tuned", 10), ("mark", 5))  # fmt: skip
+COLUMNS = (("#", 4), ("prompt", 16), ("reference", 15), ("base", 15), ("fine-tuned", 15),
+           ("base→tuned", 10), ("mark", 7))  # fmt: skip
 """Column titles and widths: 100 cells with the cell padding."""
 MARK_LABELS = {"good": "good", "bad": "BAD", "skip": "skip", None: "·"}
 """Marks as words, readable without colour."""
+VERDICT_SIGNS = {"accepted": " ✓", "corrected": " ✎"}
+"""After the mark: the fine-tuned answer accepted (✓) or corrected (✎); ` R` a fixed
+reference; `*` a note."""
+
+
+def review_cell(row: EvalRow) -> str:
+    """`good* ✓`: the mark, a note (*), an accept or correction, a fixed reference."""
+    text = MARK_LABELS.get(row.mark, "·") + ("*" if row.note else "")
+    text += VERDICT_SIGNS.get(row.verdict or "", "")
+    return text + (" R" if row.fixed_reference else "")
 
 
 def one_line(text: str | None, width: int) -> str:
@@ -111,7 +121,7 @@ class EvalTableView(DataTable[str]):
     def _cells(self, row: EvalRow) -> list[str]:
         widths = [width for _, width in COLUMNS]
         base = best_base_system(row)
-        mark = MARK_LABELS.get(row.mark, "·") + ("*" if row.note else "")
+        mark = review_cell(row)
         key = self.label_key
 
         def digest(output: str | None) -> str | None:
@@ -120,7 +130,9 @@ class EvalTableView(DataTable[str]):
         return [
             str(row.index + 1),
             one_line(row.prompt, widths[1]),
-            one_line(answer_digest(row.reference, None, key), widths[2]),
+            one_line(answer_digest(row.reference, None, key), widths[2])
+            if row.reference
+            else "— (pool)",
             one_line(digest(row.outputs.get(base) if base else None), widths[3]),
             one_line(digest(row.tuned), widths[4]),
             score_cell(row),

@@ -45,6 +45,13 @@ CODES: dict[str, tuple[Severity, str]] = {
     "label-imbalance": ("warning", "one label is far more common than another"),
     "unknown-label": ("warning", "a label outside the set the other examples use"),
     "knowledge-heavy": ("warning", "answers carry facts the prompts lack: consider retrieval"),
+    # Prompt pools (inputs without answers)
+    "not-a-prompt": ("error", "a pool record that is no prompt"),
+    "has-answer": ("error", "a pool record that has an answer"),
+    "not-text": ("error", "a prompt that is not text"),
+    "empty-prompt": ("error", "an empty prompt"),
+    "duplicate-prompt": ("warning", "the same prompt appears more than once in the pool"),
+    "prompt-seen": ("warning", "the prompt repeats an example a run trained or was scored on"),
     # Information
     "summary": ("info", "counts, format and turns"),
     "blank-lines": ("info", "blank lines, skipped"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.data.formats import DatasetError, Record, iter_records
 from engine.data.near_duplicates import exact_key
+from engine.data.pool import is_pool_file, pool_findings, read_pool
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ def write_cleaned_copy(
             f"refusing to write the cleaned copy over the input {source}",
             hint="give --fix a new file name, e.g. data.clean.jsonl",
         )
+    if fmt is None and is_pool_file(source):
+        return _cleaned_pool(source, target)
     stream = iter_records(source, fmt)
     normalised = stream.container != "jsonl"
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -94,3 +97,22 @@ def _line_of(record: Record, normalised: bool) -> str:
         return record.raw
     assert record.example is not None
     return json.dumps(record.example.to_dict(), ensure_ascii=False)
+
+
+def _cleaned_pool(source: Path, target: Path) -> FixResult:
+    """A prompt pool's copy without the records that are no prompts, empty prompts and
+    repeated prompts, written as chat JSONL records that end on the user turn."""
+    pool = read_pool(source)
+    dropped = [(line, problem.code) for line, problem in pool.problems]
+    drop = {f.line: f.code for f in pool_findings(pool.prompts) if f.code != "prompt-seen"}
+    dropped += sorted(drop.items())
+    kept = [e for e in pool.prompts if e.line not in drop]
+    text = "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in kept)
+    try:
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise DatasetError(f"cannot write {target}: {exc.strerror or exc}",
+                           hint="check the directory exists and is writable") from exc  # fmt: skip
+    return FixResult(source, target, len(kept), tuple(sorted(dropped)), 0, True)

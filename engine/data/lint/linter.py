@@ -33,6 +33,7 @@ from engine.data.lint.checks import (
 from engine.data.lint.collect import Collector, Features
 from engine.data.lint.findings import CODES, Finding, finding, line_list, sort_key
 from engine.data.lint.fix import FixResult, write_cleaned_copy
+from engine.data.pool import POOL_FORMAT, is_pool_file, pool_findings, read_pool
 from engine.data.token_lengths import (
     DEFAULT_MAX_SEQ_LEN,
     TokenCounter,
@@ -155,6 +156,8 @@ def lint_file(
         progress: receives the fraction of the file read; it may raise to cancel.
     """
     source = Path(path)
+    if fmt is None and is_pool_file(source):
+        return lint_pool(source)
     try:
         stream = iter_records(source, fmt)
     except DatasetError as exc:
@@ -183,6 +186,24 @@ def lint_file(
     stats = _stats(stream.container, features, counts, blank, limit if counter else None)
     findings += _dataset_findings(features, stats, stream.format, blank, counter)
     return LintReport(source, stream.format, features.count, _sorted(findings), stats)
+
+
+def lint_pool(path: Path) -> LintReport:
+    """A prompt pool's lint: records that are no prompts, empty and duplicate prompts."""
+    try:
+        pool = read_pool(path)
+    except DatasetError as exc:
+        return _unreadable(path, exc, LintStats(container="unknown"), fmt=POOL_FORMAT)
+    findings = [Finding(p.severity, p.code, line, p.message, p.hint, (), p.column)
+                for line, p in pool.problems]  # fmt: skip
+    findings += pool_findings(pool.prompts)
+    count = len(pool.prompts)
+    findings.append(finding("summary", 0, f"prompt pool ({pool.container}): {count} prompts "
+                            "without answers; answer them with a run (tunedeck eval RUN "
+                            "--data FILE), then review"))  # fmt: skip
+    records = count + len({line for line, _ in pool.problems})
+    stats = LintStats(pool.container, records, count, records - count)
+    return LintReport(path, POOL_FORMAT, count, _sorted(findings), stats)
 
 
 def _take(
