@@ -15,9 +15,9 @@ from tui.cli import COMMANDS, main
 
 DESIGN_COMMANDS = {
     "lint", "split", "train", "runs", "attach", "stop", "pause", "resume", "eval", "export",
-    "models",
+    "models", "review", "data", "compare",
 }  # fmt: skip
-EXTRA_COMMANDS = {"compare", "delete"}
+EXTRA_COMMANDS = {"delete"}
 """Beyond DESIGN.md's list: run history (issue 7)."""
 
 

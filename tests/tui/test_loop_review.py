@@ -104,6 +104,9 @@ async def test_a_pool_is_reviewed_grown_and_trained_again(tmp_path: Path, monkey
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: load_marks(run, name).get(2, {}).get("answer") == RIGHT,
                          10)  # fmt: skip
+        summary = screen.query_one("#eval-summary")
+        await wait_until(pilot, lambda: "1 accepted · 1 corrected (D: to a new dataset)"
+                         in str(summary.render()), 10)  # fmt: skip
         await pilot.press("w")  # a pool has no reference to fix
         await pilot.pause()
         assert not isinstance(pilot.app.screen, CorrectionDialog)

@@ -117,10 +117,15 @@ def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
     scored = eval_set.get("title", "validation split")
     loss = "val loss" if eval_set.get("name", "validation") == "validation" else "test loss"
     titles = [loss if key == "val_loss" else title for key, title, _ in _COLUMNS]
+    if summary.get("pool"):
+        head = (f"run {summary.get('run')}: {scored}, {summary.get('examples')} prompts "
+                "answered; no references, so nothing is scored: review the answers")  # fmt: skip
+    else:
+        head = (f"run {summary.get('run')}: {scored}, {summary.get('examples')} examples scored "
+                f"(of {summary.get('val_examples')}); primary score = {primary} "
+                "(95% interval beside it)")  # fmt: skip
     lines = [
-        f"run {summary.get('run')}: {scored}, {summary.get('examples')} examples scored "
-        f"(of {summary.get('val_examples')}); primary score = {primary} "
-        "(95% interval beside it)",
+        head,
         "",
         f"{'system':<24}" + "".join(c[2].format(t) for c, t in zip(_COLUMNS, titles, strict=True)),
     ]
@@ -132,7 +137,7 @@ def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
         "(ROUGE-L >= 0.9); cut: answers stopped by the length limit"
     )
     lines.append("")
-    reason = primary_reason(summary)
+    reason = "" if summary.get("pool") else primary_reason(summary)
     if reason:
         lines.append(f"primary metric: {reason}")
     lines += _key_lines(summary)
@@ -156,6 +161,9 @@ def format_summary(summary: dict[str, Any], review: dict[str, Any]) -> str:
     marks = review.get("marks", {})
     if any(marks.values()):
         lines.append("review marks: " + ", ".join(f"{k} {v}" for k, v in marks.items()))
+    verdicts = review.get("verdicts", {})
+    if any(verdicts.values()):
+        lines.append("reviewed answers: " + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
     lines += [f"note: {note}" for note in summary.get("notes", [])]
     return "\n".join(lines)
 

@@ -89,11 +89,19 @@ def judge_text(judge: dict[str, Any] | None) -> str | None:
 
 
 def review_text(review: dict[str, Any]) -> str:
-    """`review: 2 good · 1 bad · 0 skip · 1 note   A/B vs base few-shot: 3 rated, 67% won`."""
+    """`review: 2 good · 1 bad · 0 skip · 1 note · 3 accepted · 1 corrected (D: ...)   A/B
+    vs base few-shot: 3 rated, 67% won`."""
     marks = review.get("marks", {})
     counts = " · ".join(f"{marks.get(m, 0)} {m}" for m in ("good", "bad", "skip"))
     notes = review.get("notes", 0)
     text = f"review: {counts} · {notes} note{'s' if notes != 1 else ''}"
+    verdicts = review.get("verdicts") or {}
+    accepted, corrected = verdicts.get("accepted", 0), verdicts.get("corrected", 0)
+    if accepted or corrected:
+        text += f" · {accepted} accepted · {corrected} corrected (D: to a new dataset)"
+    fixed = review.get("fixed_references", 0)
+    if fixed:
+        text += f" · {fixed} reference{'s' if fixed != 1 else ''} fixed"
     ab = review.get("ab") or {}
     if ab.get("n"):
         rate = ab.get("win_rate")
