@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from bench.outcome import cli  # noqa: E402  (run a tunedeck subcommand, as outcome does)
 from bench.summary import Row, write_summary  # noqa: E402
-
-TUNEDECK = [sys.executable, "-m", "tui.cli"]
 
 
 @dataclass(frozen=True)
@@ -66,15 +64,6 @@ DATASETS = {
         "bench/data/order_emails_pool_labels.jsonl", "sample_data/order_emails_test.jsonl", None,
     ),
 }  # fmt: skip
-
-
-def cli(args: list[str], env: dict[str, str]) -> str:
-    """Run a tunedeck subcommand; its stdout (progress goes to our stderr)."""
-    done = subprocess.run([*TUNEDECK, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"tunedeck {' '.join(args)} failed with exit {done.returncode}")
-    return done.stdout
 
 
 def last_json(text: str) -> Any:

@@ -24,6 +24,7 @@ from engine.core.events import write_json_atomic
 from engine.core.layout import DATA_DIR, MANIFEST_FILE, SET_EXAMPLES
 from engine.data.formats import Example, LoadedDataset, load_examples, sha256_file, write_chat_jsonl
 from engine.data.pool import PoolData, is_pool_file, read_pool
+from engine.data.rules import Problem
 from engine.eval.store import SET_FILE, VALIDATION, set_dir, set_path, stored_sets, test_set_name
 
 
@@ -118,15 +119,8 @@ def read_test_file(path: str | Path) -> LoadedDataset:
     except TunedeckError as exc:
         raise EvalDataError(f"test file: {exc.message}", hint=exc.hint) from exc
     name = data.path.name
-    errors = [(line, p) for line, p in data.problems if p.severity == "error"]
-    if errors:
-        line, problem = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise EvalDataError(
-            f"test file {name} line {line}: {problem.message}{more}",
-            hint=f"{problem.hint + '; ' if problem.hint else ''}"
-            f"`tunedeck lint {data.path}` lists every problem",
-        )
+    _refuse_problems("test file", data.path, [(ln, p) for ln, p in data.problems
+                                              if p.severity == "error"])  # fmt: skip
     if not data.examples:
         raise EvalDataError(f"test file {name} holds no example", hint="give it one example a line")
     missing = next((e.line for e in data.examples if not e.answer.strip()), None)
@@ -136,6 +130,19 @@ def read_test_file(path: str | Path) -> LoadedDataset:
             hint="each test example ends with the answer the model should give",
         )
     return data
+
+
+def _refuse_problems(kind: str, path: Path, problems: list[tuple[int, Problem]]) -> None:
+    """Raise EvalDataError naming the first bad record's line (and how many more there are)."""
+    if not problems:
+        return
+    line, problem = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise EvalDataError(
+        f"{kind} {path.name} line {line}: {problem.message}{more}",
+        hint=f"{problem.hint + '; ' if problem.hint else ''}"
+        f"`tunedeck lint {path}` lists every problem",
+    )
 
 
 def test_set_of(path: str | Path) -> str:
@@ -161,14 +168,7 @@ def read_pool_file(path: str | Path) -> PoolData:
     except TunedeckError as exc:
         raise EvalDataError(f"prompt pool: {exc.message}", hint=exc.hint) from exc
     name = pool.path.name
-    if pool.problems:
-        line, problem = pool.problems[0]
-        more = f" (and {len(pool.problems) - 1} more)" if len(pool.problems) > 1 else ""
-        raise EvalDataError(
-            f"prompt pool {name} line {line}: {problem.message}{more}",
-            hint=f"{problem.hint + '; ' if problem.hint else ''}"
-            f"`tunedeck lint {pool.path}` lists every problem",
-        )
+    _refuse_problems("prompt pool", pool.path, pool.problems)
     empty = next((e.line for e in pool.prompts if not e.messages[-1].content.strip()), None)
     if empty is not None:
         raise EvalDataError(f"prompt pool {name} line {empty}: the prompt is empty",

@@ -297,7 +297,14 @@ def bootstrap(low: float, high: float) -> dict[str, Any]:
 def test_eval_summary_of_a_label_task(tmp_path: Path) -> None:
     summary = summarise(tmp_path, TICKETS, TICKETS_TEST, 24, ticket_answers)
     assert projection(summary) == {
-        "primary": {"kind": "label", "name": "category accuracy"},
+        "primary": {
+            "kind": "label",
+            "key": "category",
+            "spec": "label:category",
+            "name": "category accuracy",
+            "source": "data",
+            "why": "'category' takes one of 6 values named in the system prompt",
+        },
         "label_key": "category",
         "against": "base_few",
         "systems": {
@@ -323,7 +330,14 @@ def test_eval_summary_of_a_label_task(tmp_path: Path) -> None:
 def test_eval_summary_of_a_json_extraction_task(tmp_path: Path) -> None:
     summary = summarise(tmp_path, ORDERS, ORDERS_TEST, 20, order_answers)
     assert projection(summary) == {
-        "primary": {"kind": "json_keys", "name": "field accuracy"},
+        "primary": {
+            "kind": "json_keys",
+            "key": None,
+            "spec": "fields",
+            "name": "field accuracy",
+            "source": "data",
+            "why": "JSON answers whose values come from the prompt, not from a fixed set",
+        },
         "label_key": None,
         "against": "base_few",
         "systems": {
