@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.core.errors import TunedeckError
-from engine.data.labels import WHOLE_ANSWER, class_label_search, label_inputs
+from engine.data.labels import WHOLE_ANSWER, class_label_search, label_inputs, parse_json_object
 
 if TYPE_CHECKING:
     from engine.data.formats import Example
@@ -112,7 +112,7 @@ def check_fits(primary: Primary, answers: Sequence[str]) -> None:
         return
     keys: dict[str, None] = {}
     for answer in answers:
-        obj = _json_object(answer)
+        obj = parse_json_object(answer)
         if obj is not None:
             keys.update(dict.fromkeys(obj))
     if primary.key not in keys:
@@ -134,8 +134,7 @@ def decide_primary(
     scheme, checks = class_label_search(answers, prompts, instructions)
     if scheme is not None:
         return Primary("label", scheme.key, checks[-1].reason)
-    json_share = sum(_is_json(a) for a in answers) / max(1, len(answers))
-    if answers and json_share >= _MIN_JSON_SHARE:
+    if answers_are_json(answers):
         why = "JSON answers whose values come from the prompt, not from a fixed set"
         rejected = [c.reason for c in checks if not c.is_label]
         if rejected:
@@ -144,20 +143,9 @@ def decide_primary(
     return Primary("rouge_l", None, "the answers are free text")
 
 
-def decide_for_examples(examples: Sequence[Example]) -> Primary:
-    """decide_primary on training examples (what a run decides from its frozen split)."""
-    return decide_primary(*label_inputs(examples))
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    stripped = text.strip()
-    if not stripped.startswith("{"):
-        return None
-    try:
-        value = json.loads(stripped)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+def answers_are_json(answers: Sequence[str]) -> bool:
+    """At least 90 % of the answers are JSON objects or arrays (extraction, not text)."""
+    return bool(answers) and sum(_is_json(a) for a in answers) >= _MIN_JSON_SHARE * len(answers)
 
 
 def _is_json(text: str) -> bool:
@@ -168,3 +156,8 @@ def _is_json(text: str) -> bool:
         return isinstance(json.loads(stripped), dict | list)
     except (ValueError, RecursionError):
         return False
+
+
+def decide_for_examples(examples: Sequence[Example]) -> Primary:
+    """decide_primary on training examples (what a run decides from its frozen split)."""
+    return decide_primary(*label_inputs(examples))

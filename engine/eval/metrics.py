@@ -256,11 +256,6 @@ def score_example(output: str, reference: str, ctx: ScoringContext) -> dict[str,
     return scores
 
 
-def answers_are_json(answers: Sequence[str]) -> bool:
-    """At least 90 % of the (training) answers are JSON objects or arrays."""
-    return bool(answers) and sum(parse_json(a) is not None for a in answers) >= 0.9 * len(answers)
-
-
 def pool_scores(output: str, json_task: bool) -> dict[str, Any]:
     """What can be told of an answer to a prompt without a reference: whether it is JSON
     when the training answers are. No primary score: a person reviews it."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.core.errors import TunedeckError, is_out_of_memory
 from engine.core.layout import CONFIG_FILE, LOSS_FILE
-from engine.data.primary import decide_for_examples
+from engine.data.primary import answers_are_json, decide_for_examples
 from engine.eval.generate import (
     choose_shots,
     count_tokens,
@@ -34,7 +34,6 @@ from engine.eval.generate import (
 from engine.eval.metrics import (
     METRICS_VERSION,
     POOL,
-    answers_are_json,
     context_for,
     pool_scores,
 )

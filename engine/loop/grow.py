@@ -15,6 +15,7 @@ changes nothing. The output is a new file, written atomically, and never one of 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,5 @@ def _check_out(run_dir: Path, out: Path, overwrite: bool, data: str | None) -> N
 
 
 def _write(out: Path, lines: list[dict[str, Any]]) -> None:
-    import json
-
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
