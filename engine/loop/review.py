@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.errors import TunedeckError
+from engine.data.pool import prompt_text
 from engine.eval.options import TUNED
 from engine.eval.review_marks import MARKS, load_marks, set_mark, set_reference, set_verdict
 from engine.eval.sets import EvalSet, load_eval_set, read_split
@@ -97,7 +98,7 @@ def apply_actions(run_dir: Path, eval_set: str, actions: list[Action]) -> list[s
         ReviewError: an action that cannot be applied; nothing is saved then.
     """
     examples = load_eval_set(run_dir, eval_set)
-    tuned = {r["index"]: r["output"] for r in system_rows(run_dir, TUNED, None, eval_set)}
+    tuned = tuned_answers(run_dir, eval_set)
     answers = [e.answer for e in read_split(run_dir, "train")]
     planned, warnings = [], []
     for action in actions:
@@ -167,15 +168,20 @@ def _save(run_dir: Path, eval_set: str, index: int, kind: str, value: Any) -> No
         set_mark(run_dir, index, note=value, eval_set=eval_set)
 
 
+def tuned_answers(run_dir: Path, eval_set: str) -> dict[int, str]:
+    """The fine-tuned model's stored answer of each example of the set, by index."""
+    return {r["index"]: r["output"] for r in system_rows(run_dir, TUNED, None, eval_set)}
+
+
 def review_listing(run_dir: Path, eval_set: str) -> list[dict[str, Any]]:
     """Every example of the set with its fine-tuned answer and review state (for --json)."""
     examples = load_eval_set(run_dir, eval_set)
-    tuned = {r["index"]: r["output"] for r in system_rows(run_dir, TUNED, None, eval_set)}
+    tuned = tuned_answers(run_dir, eval_set)
     state = load_marks(run_dir, eval_set)
     listing = []
     for index, example in enumerate(examples.examples):
         s = state.get(index, {})
-        user = next((m.content for m in reversed(example.messages) if m.role == "user"), "")
+        user = prompt_text(example)
         listing.append(
             {
                 "index": index + 1,
