@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.app import App
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from engine.config.build import TrainConfig, with_overrides
@@ -429,6 +430,25 @@ async def settle(pilot: Any, rounds: int = 3) -> None:
         with contextlib.suppress(WorkerCancelled, WorkerFailed):
             await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+
+
+@pytest.fixture(autouse=True)
+def notes_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every notification's text in `app.notes_seen`: Textual drops a notification
+    from `app._notifications` once its timeout has passed, which a loaded CI machine can
+    reach before a test looks."""
+    original = App.notify
+
+    def notify(self: App[Any], message: str, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.setdefault("notes_seen", []).append(str(message))
+        original(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(App, "notify", notify)
+
+
+def notified(app: App[Any], text: str) -> bool:
+    """Whether any notification the app raised so far contains `text`."""
+    return any(text in message for message in app.__dict__.get("notes_seen", []))
 
 
 async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float = 60.0) -> None:

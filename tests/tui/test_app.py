@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets import DataTable, OptionList, ProgressBar, Static
 
 from engine.core.errors import TunedeckError
-from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle, wait_until
+from tests.tui.conftest import SIZE, FakeBackend, notified, scripted_events, settle, wait_until
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.help import HelpDialog
@@ -65,7 +65,7 @@ async def test_step_bar_and_next_previous_step_keys(make_app) -> None:
         await pilot.press("ctrl+n")  # neither run nor skipped: the step says so
         await settle(pilot)
         assert isinstance(app.screen, BaselineScreen)
-        assert any("or skip it (s)" in n.message for n in app._notifications)
+        assert notified(app, "or skip it (s)")
         await pilot.press("s", "ctrl+n")
         await settle(pilot)
         assert isinstance(app.screen, TrainScreen)
@@ -89,11 +89,11 @@ async def test_a_step_cannot_be_skipped_while_an_earlier_one_is_not_done(
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert isinstance(app.screen, DataScreen)
-        assert any("no usable example" in n.message for n in app._notifications)
+        assert notified(app, "no usable example")
         app.action_goto_step("train")
         await pilot.pause()
         assert isinstance(app.screen, DataScreen)
-        assert any("Complete Data, Split, Hyperparameters" in n.message for n in app._notifications)
+        assert notified(app, "Complete Data, Split, Hyperparameters")
 
 
 async def test_step_bar_fits_80_columns(make_app) -> None:

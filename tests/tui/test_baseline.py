@@ -21,7 +21,7 @@ from engine.eval.summary import build_summary, load_summary, score_output, write
 from engine.runs.store import CREATED, RunInfo, run_info
 from tests.engine.test_review import OUTPUTS, PROMPTS, REFERENCES, TICKET
 from tests.integration.test_evaluate import data_file  # noqa: F401
-from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, FakeRun, settle, wait_until
+from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, FakeRun, notified, settle, wait_until
 from tui.app import TunedeckApp
 from tui.backend_engine import EngineBackend
 from tui.dialogs.error import ErrorDialog
@@ -206,7 +206,7 @@ async def test_other_data_after_the_baseline_trains_a_new_run_and_says_so(tmp_pa
         assert backend.started_created == [] and len(backend.started) == 1
         assert app.wizard.run_dir == train.run_dir != tmp_path / RUN_ID
         assert "baseline" not in app.steps_done
-        assert any("run the Baseline step again" in n.message for n in app._notifications)
+        assert notified(app, "run the Baseline step again")
         await app.switch_mode("baseline")  # no settle: the Train step follows its run
         status = lambda: text(app.screen, "#baseline-status")  # noqa: E731
         await wait_until(pilot, lambda: "no baseline yet: b runs it" in status(), timeout=10)
@@ -255,13 +255,13 @@ async def test_a_running_baseline_blocks_the_next_step_and_x_stops_it(tmp_path: 
         await pilot.press("ctrl+n", "s")
         await pilot.pause()
         assert app.screen is screen and not app.wizard.baseline_skipped
-        assert any("wait for it or stop it (x)" in n.message for n in app._notifications)
+        assert notified(app, "wait for it or stop it (x)")
         await pilot.press("x")
         run_dir = tmp_path / RUN_ID
         await wait_until(pilot, lambda: backend.stopped == [run_dir], timeout=30)  # a worker
         backend.runs[run_dir].events.append({"type": "eval_stopped", "reason": "interrupted"})
         await wait_until(pilot, lambda: not screen.running, timeout=10)
-        assert any("the answers so far are kept" in n.message for n in app._notifications)
+        assert notified(app, "the answers so far are kept")
         assert "baseline" not in app.steps_done
 
 
@@ -298,6 +298,8 @@ async def test_a_real_baseline_of_the_tiny_model_then_its_run_trains(
         await pilot.press("b")
         await wait_until(pilot, lambda: screen.running, timeout=60)
         await wait_until(pilot, lambda: not screen.running, timeout=REAL_TIMEOUT_S)
+        # The stored answers are read in a worker once the evaluation has ended.
+        await wait_until(pilot, lambda: "baseline" in text(screen, "#baseline-status"), 60)
         run_dir = app.wizard.run_dir
         assert screen.has_results, text(screen, "#baseline-status")
         val = len(read_jsonl(run_dir / "data" / "val.jsonl"))

@@ -10,7 +10,15 @@ from textual.widgets import DataTable, Static
 
 from engine.config.build import TrainConfig, with_overrides
 from tests.engine.test_outcome import TICKETS, answers, score_on, ticket_run, write_test_file
-from tests.tui.conftest import SIZE, FakeBackend, scripted_events, settle, train_event, wait_until
+from tests.tui.conftest import (
+    SIZE,
+    FakeBackend,
+    notified,
+    scripted_events,
+    settle,
+    train_event,
+    wait_until,
+)
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.error import ErrorDialog
 from tui.notify import Notifier
@@ -106,7 +114,7 @@ async def test_space_marks_runs_and_c_opens_the_comparison(make_app) -> None:
         assert marks.display and "1 run marked" in str(marks.render())
         await pilot.press("c")
         assert isinstance(app.screen, RunsScreen)  # one run is no comparison
-        assert any("two or more" in n.message for n in app._notifications)
+        assert notified(app, "two or more")
 
         await mark_rows(pilot, 1)  # NEW: marking order is column order
         await pilot.press("c")
@@ -216,7 +224,7 @@ async def test_d_deletes_a_finished_run_after_asking(make_app) -> None:
         await pilot.press("y")
         await wait_until(pilot, lambda: table(app).row_count == 2)
         assert OLD not in [d.name for d in backend.runs]
-        assert any(f"Run {OLD} deleted" in n.message for n in app._notifications)
+        assert notified(app, f"Run {OLD} deleted")
 
 
 async def test_deleting_a_training_run_is_refused_with_the_engine_message(make_app) -> None:
@@ -251,7 +259,7 @@ async def test_runs_screen_announces_a_run_that_completes_once(make_app) -> None
         notice = app.notifier.sent[0]
         assert (notice.run_id, notice.kind) == (LIVE, "completed")
         assert "best val loss 0.9000 at step 10" in notice.body
-        assert any(f"run {LIVE} completed" in n.message for n in app._notifications)
+        assert notified(app, f"run {LIVE} completed")
         screen.list_runs()
         await settle(pilot)
         assert len(app.notifier.sent) == 1

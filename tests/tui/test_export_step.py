@@ -15,7 +15,7 @@ from engine.config.build import from_preset
 from engine.export.exporter import ExportError, ExportKind, ExportResult
 from engine.export.gguf.options import Quant
 from engine.runs.store import create_run
-from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, wait_until
+from tests.tui.conftest import SAMPLE, SIZE, FakeBackend, notified, wait_until
 from tui.app import TunedeckApp
 from tui.backend_engine import EngineBackend
 from tui.dialogs.error import ErrorDialog
@@ -171,7 +171,7 @@ async def test_without_an_adapter_the_keys_are_refused_with_a_message() -> None:
         await pilot.press("a", "f")
         await pilot.pause()
         assert backend.exports == []
-        assert any("no adapter yet" in n.message for n in pilot.app._notifications)
+        assert notified(pilot.app, "no adapter yet")
 
 
 async def test_no_run_says_to_train_first(make_app) -> None:
@@ -181,7 +181,7 @@ async def test_no_run_says_to_train_first(make_app) -> None:
         assert "No run yet" in text(screen, "#export-intro")
         await pilot.press("a")
         await pilot.pause()
-        assert any("No run to export" in n.message for n in pilot.app._notifications)
+        assert notified(pilot.app, "No run to export")
 
 
 async def test_a_real_adapter_export_through_the_child_process(tmp_path: Path) -> None:
