@@ -26,17 +26,23 @@ export TUNEDECK_HOME="${TUNEDECK_HOME:-$(mktemp -d /tmp/tunedeck-gpu-check-home.
 smoke=0
 for arg in "$@"; do [[ "$arg" == "--cpu-smoke" ]] && smoke=1; done
 
-for module in torch transformers peft accelerate; do
-  if ! "$PY" -c "import $module" 2>/dev/null; then
-    echo "error: $module is missing: install torch (CUDA build), transformers, peft and accelerate" >&2
-    exit 2
-  fi
-done
+# Which modules are missing, found without importing them (an import of torch and
+# transformers costs seconds each; this check costs one interpreter start).
+missing_of() {
+  "$PY" -c 'import importlib.util, sys
+print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))' "$@"
+}
+
+missing="$(missing_of torch transformers peft accelerate)"
+if [[ -n "$missing" ]]; then
+  echo "error: missing: $missing: install torch (CUDA build), transformers, peft and accelerate" >&2
+  exit 2
+fi
 
 # module:distribution pairs installed from the carried wheels when missing.
 for pair in bitsandbytes:bitsandbytes datasets:datasets textual:textual; do
   module="${pair%%:*}" dist="${pair##*:}"
-  if "$PY" -c "import $module" 2>/dev/null; then continue; fi
+  if [[ -z "$(missing_of "$module")" ]]; then continue; fi
   if [[ $smoke -eq 0 ]] && compgen -G "$WHEELS/${dist}-*.whl" > /dev/null; then
     echo "installing $dist from $WHEELS (no network)" >&2
     "$PY" -m pip install --quiet --no-index --find-links "$WHEELS" "$dist" \

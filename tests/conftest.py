@@ -40,21 +40,31 @@ def tiny_tokenizer(tiny_model_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def default_model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A $TUNEDECK_HOME holding the converted default model (~25 s once per session).
-
-    Slow tests point TUNEDECK_HOME here so the GGUF is converted once, not per test.
-    """
+def default_model_conversion(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, list[tuple[str, float]]]:
+    """A $TUNEDECK_HOME where the default model was converted from its GGUF (~25 s, once
+    per session), and the progress stages that first use reported."""
     from engine.model.resolve import DEFAULT_MODEL, resolve_model
 
     home = tmp_path_factory.mktemp("default_model_home")
+    stages: list[tuple[str, float]] = []
     saved = os.environ.get("TUNEDECK_HOME")
     os.environ["TUNEDECK_HOME"] = str(home)
     try:
-        resolve_model(DEFAULT_MODEL)
+        resolve_model(DEFAULT_MODEL, lambda stage, fraction: stages.append((stage, fraction)))
     finally:
         if saved is None:
             del os.environ["TUNEDECK_HOME"]
         else:
             os.environ["TUNEDECK_HOME"] = saved
-    return home
+    return home, stages
+
+
+@pytest.fixture(scope="session")
+def default_model_home(default_model_conversion: tuple[Path, list[tuple[str, float]]]) -> Path:
+    """A $TUNEDECK_HOME holding the converted default model.
+
+    Slow tests point TUNEDECK_HOME here so the GGUF is converted once, not per test.
+    """
+    return default_model_conversion[0]

@@ -16,24 +16,29 @@ pytestmark = pytest.mark.slow
 
 
 def test_first_use_converts_with_progress_then_the_cache_is_used(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    default_model_conversion: tuple[Path, list[tuple[str, float]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A fresh home: the first resolution converts (with progress), the second uses it."""
-    monkeypatch.setenv("TUNEDECK_HOME", str(tmp_path))
-    stages: list[tuple[str, float]] = []
-    path = resolve_model(DEFAULT_MODEL, lambda stage, fraction: stages.append((stage, fraction)))
-    assert (path / MARKER).is_file() and any(path.glob("*.safetensors"))
-    assert (path / "tokenizer.json").is_file()
+    """A fresh home: the first resolution converts (with progress), the second uses it.
+
+    The session's conversion (tests/conftest.py) is that first use; it is not repeated.
+    """
+    home, stages = default_model_conversion
+    monkeypatch.setenv("TUNEDECK_HOME", str(home))
+    assert stages, "the session's first resolution should have converted"
     fractions = [fraction for _, fraction in stages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(stages) >= 4
-    listed = {m.name: m for m in list_models()}
-    assert listed[DEFAULT_MODEL].status == "ready"
 
     def no_second_conversion(*args, **kwargs):
         raise AssertionError("the cached copy should have been used")
 
     monkeypatch.setattr(convert, "_convert_into", no_second_conversion)
-    assert resolve_model(DEFAULT_MODEL) == path
+    path = resolve_model(DEFAULT_MODEL)
+    assert (path / MARKER).is_file() and any(path.glob("*.safetensors"))
+    assert (path / "tokenizer.json").is_file()
+    assert path.is_relative_to(home)
+    listed = {m.name: m for m in list_models()}
+    assert listed[DEFAULT_MODEL].status == "ready"
 
 
 def test_the_converted_default_answers_a_chat_prompt(

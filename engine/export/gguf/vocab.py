@@ -23,9 +23,10 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFReader, GGUFWriter, LlamaHfVocab, SpecialVocab, TokenType
+from gguf import GGUFWriter, LlamaHfVocab, SpecialVocab, TokenType
 
 from engine.core.errors import TunedeckError
+from engine.export.gguf.header import GgufHeaderError, read_header
 
 CHECK_TEXT = (
     "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis "
@@ -180,11 +181,10 @@ def _source_gguf_pre(model_dir: Path) -> str | None:
     """The pre-tokenizer type recorded in the GGUF this model was converted from."""
     try:
         marker = json.loads((model_dir / SOURCE_MARKER).read_text())
-        reader = GGUFReader(marker["source"])
-    except (OSError, ValueError, KeyError, TypeError):
+        fields = read_header(Path(marker["source"])).fields
+    except (OSError, ValueError, KeyError, TypeError, GgufHeaderError):
         return None
-    model, pre = reader.get_field("tokenizer.ggml.model"), reader.get_field("tokenizer.ggml.pre")
-    if model is None or pre is None or model.contents() != "gpt2":
+    if fields.get("tokenizer.ggml.model") != "gpt2":
         return None
-    value = pre.contents()
+    value = fields.get("tokenizer.ggml.pre")
     return value if isinstance(value, str) and value else None

@@ -6,10 +6,11 @@ converted (Q/K permuted, quantised) and appended on its own. Peak memory is the 
 being exported plus one tensor's conversion, never a second copy of the model. The
 tokenizer metadata is gathered before the model is asked for (loading a tokenizer and
 parsing tokenizer.json costs ~140 MB for a moment on a 49k vocabulary), and the model is
-let go before the file is read back (gguf's reader costs about as much again).
+let go before the file is read back.
 
-After writing, `verify_gguf` opens the file with gguf's reader, as llama.cpp would see it,
-and checks the tensor count, every name, shape and type, and the vocabulary size.
+After writing, `verify_gguf` reads the file's header back (engine.export.gguf.header, the
+layout llama.cpp reads) and checks the tensor count, every name, shape and type, and the
+vocabulary size.
 
 The adapter file is llama.cpp's LoRA format (`llama-cli --lora`, Ollama `ADAPTER`):
 `general.type = adapter`, `adapter.type = lora`, `adapter.lora.alpha`, and for each
@@ -28,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader, GGUFType, GGUFWriter, Keys
+from gguf import GGMLQuantizationType, GGUFType, GGUFWriter, Keys
 
 from engine.core.errors import TunedeckError
+from engine.export.gguf.header import GgufHeader, read_header
 from engine.export.gguf.tensors import (
     Quant,
     TensorPlan,
@@ -268,26 +270,25 @@ def _layer_order(name: str) -> tuple[int, str]:
 
 
 def verify_gguf(path: Path, plans: list[TensorPlan], vocab_size: int | None) -> GgufSummary:
-    """Open the file with gguf's reader and check it holds exactly what was planned.
+    """Read the file's header back and check it holds exactly what was planned.
 
     Raises:
         GgufCheckError: a tensor missing, extra, of another shape or type, or a vocabulary
             of another size.
     """
-    reader = GGUFReader(path)  # parsing the vocabulary's fields costs ~140 MB for a moment
-    summary = read_summary(path, reader)
-    found = {t.name: t for t in reader.tensors}
+    header = read_header(path)
+    summary = read_summary(path, header)
+    found = {t.name: t for t in header.tensors}
     problems = []
-    if len(reader.tensors) != len(plans):
-        problems.append(f"{len(reader.tensors)} tensors instead of {len(plans)}")
+    if len(header.tensors) != len(plans):
+        problems.append(f"{len(header.tensors)} tensors instead of {len(plans)}")
     for plan in plans:
         tensor = found.get(plan.name)
         if tensor is None:
             problems.append(f"{plan.name} is missing")
             continue
-        shape = tuple(int(d) for d in reversed(tensor.shape.tolist()))
-        if shape != plan.shape or tensor.tensor_type != plan.qtype:
-            problems.append(f"{plan.name} is {tensor.tensor_type.name} {shape}, "
+        if tensor.shape != plan.shape or tensor.ggml_type != plan.qtype:
+            problems.append(f"{plan.name} is {_type_name(tensor.ggml_type)} {tensor.shape}, "
                             f"not {plan.qtype.name} {plan.shape}")  # fmt: skip
     if vocab_size is not None and summary.vocab_size != vocab_size:
         problems.append(f"{summary.vocab_size} tokens instead of {vocab_size}")
@@ -299,16 +300,23 @@ def verify_gguf(path: Path, plans: list[TensorPlan], vocab_size: int | None) -> 
     return summary
 
 
-def read_summary(path: Path, reader: GGUFReader | None = None) -> GgufSummary:
+def read_summary(path: Path, header: GgufHeader | None = None) -> GgufSummary:
     """Architecture, tensor count and types, vocabulary size and LoRA alpha of a GGUF."""
-    reader = reader or GGUFReader(path)
-    arch = str(reader.get_field(Keys.General.ARCHITECTURE).contents())  # type: ignore[union-attr]
-    tokens = reader.get_field(Keys.Tokenizer.LIST)
-    alpha = reader.get_field(Keys.Adapter.LORA_ALPHA)
+    header = header or read_header(path)
     types: dict[str, int] = {}
-    for tensor in reader.tensors:
-        types[tensor.tensor_type.name] = types.get(tensor.tensor_type.name, 0) + 1
+    for tensor in header.tensors:
+        name = _type_name(tensor.ggml_type)
+        types[name] = types.get(name, 0) + 1
+    alpha = header.fields.get(Keys.Adapter.LORA_ALPHA)
     return GgufSummary(
-        path, arch, len(reader.tensors), len(tokens.data) if tokens is not None else None,
-        types, float(alpha.contents()) if alpha is not None else None,
+        path, str(header.fields.get(Keys.General.ARCHITECTURE, "")), len(header.tensors),
+        header.array_lengths.get(Keys.Tokenizer.LIST), types,
+        float(alpha) if alpha is not None else None,
     )  # fmt: skip
+
+
+def _type_name(ggml_type: int) -> str:
+    try:
+        return GGMLQuantizationType(ggml_type).name
+    except ValueError:
+        return f"type {ggml_type}"
