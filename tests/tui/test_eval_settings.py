@@ -126,6 +126,30 @@ async def test_settings_list_checkpoints_and_start_with_the_options(run_dir: Pat
         assert dialog.query_one("#field-few_shot", Input).value == "5"
 
 
+async def test_a_prompt_pool_is_answered_by_the_fine_tuned_model_unless_set_by_hand(
+    run_dir: Path,
+) -> None:
+    pool = str(REPO_ROOT / "sample_data" / "support_tickets_pool.jsonl")
+    test = str(REPO_ROOT / "sample_data" / "support_tickets_test.jsonl")
+    backend = SettingsBackend()
+    async with evaluate_app(run_dir, backend).run_test(size=SIZE) as pilot:
+        await open_evaluate(pilot)
+        dialog = await open_settings(pilot)
+        checked = lambda: [s for s, box in dialog.boxes.items() if box.value]  # noqa: E731
+        assert checked() == list(ALL)
+        await type_into(pilot, dialog, "data", pool)
+        assert checked() == ["tuned"] and "a prompt pool" in note(dialog, "data")
+        await type_into(pilot, dialog, "data", test)  # a scored file: the toggles come back
+        assert checked() == list(ALL) and "scored instead" in note(dialog, "data")
+        await pilot.click("#sys-base_few")  # set by hand: a pool leaves them alone
+        await type_into(pilot, dialog, "data", pool)
+        assert checked() == ["base_zero", "tuned"]
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: backend.eval_starts == 1, 10)
+        assert backend.eval_options[-1].systems == ("base_zero", "tuned")
+        assert backend.eval_options[-1].data == pool
+
+
 async def test_bad_values_show_the_engines_message_beside_the_field(run_dir: Path) -> None:
     backend = SettingsBackend()
     async with evaluate_app(run_dir, backend).run_test(size=SIZE) as pilot:

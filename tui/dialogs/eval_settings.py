@@ -24,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Select, Static, TextArea
 
 from engine.core.errors import TunedeckError
+from engine.data.pool import is_pool_file
 from engine.data.primary import AUTO
 from engine.eval.judge.config import DEFAULT_RUBRIC, JudgeConfig, JudgeError
 from engine.eval.options import (
@@ -147,6 +148,11 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
         self.choices = choices
         self.boxes: dict[str, Checkbox] = {}
         """System name -> its toggle."""
+        self.pool = False
+        """Whether the test file field names a prompt pool (answers, no references)."""
+        self.systems_set_by_hand = False
+        """A toggle was changed by the user: a pool no longer resets them."""
+        self._checked_before_pool: set[str] = set()
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -324,10 +330,29 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
             errors[(exc.field or "url") if mode == "url" else "local_model"] = exc.message
             return None
 
+    def _follow_pool(self, data: str | None) -> None:
+        """A prompt pool is answered by the fine-tuned model alone (as `tunedeck eval --data
+        POOL` does: base answers to unlabelled prompts are rarely worth their time); the
+        toggles come back when the field names a scored file again. Toggles the user set
+        are left as they are."""
+        pool = data is not None and is_pool_file(data)
+        if pool == self.pool:
+            return
+        self.pool = pool
+        if self.systems_set_by_hand or not self.choices.has_adapter:
+            return
+        if pool:
+            self._checked_before_pool = {s for s, box in self.boxes.items() if box.value}
+        wanted = {TUNED} if pool else self._checked_before_pool
+        for system, box in self.boxes.items():
+            with box.prevent(Checkbox.Changed):
+                box.value = system in wanted
+
     def options(self) -> EvalOptions | None:
         """The options the fields describe; None, with the messages shown, when some are wrong."""
         errors: dict[str, str] = {}
         data = self._data(errors)
+        self._follow_pool(data)
         values = self._numbers(errors)
         systems = self._systems()
         try:
@@ -358,6 +383,8 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
                 note.update(f"✗ {message}")
             elif name == "key_env":
                 note.update(key_status(self._text("key_env")))
+            elif name == "data" and self._text("data") and self.pool:
+                note.update("✓ a prompt pool: answered, not scored (review to score)")
             elif name == "data" and self._text("data"):
                 note.update("✓ scored instead of the validation split")
             elif name == "primary" and self.choices.primary is not None:
@@ -386,9 +413,13 @@ class EvalSettingsDialog(ModalScreen[EvalOptions | None]):
         self.options()
 
     @on(Input.Changed)
-    @on(Checkbox.Changed)
     @on(TextArea.Changed)
     def _edited(self) -> None:
+        self.options()
+
+    @on(Checkbox.Changed)
+    def _toggled(self) -> None:
+        self.systems_set_by_hand = True
         self.options()
 
     @on(Input.Submitted)
