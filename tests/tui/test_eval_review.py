@@ -83,7 +83,7 @@ def new_run(tmp_path: Path) -> Path:
 async def table_cells(pilot: Any, rows: int) -> list[list[str]]:
     """The reference, base and fine-tuned cells of every row."""
     table = (await open_evaluate(pilot, rows)).query_one(EvalTableView)
-    return [[str(c) for c in table.get_row_at(i)[2:5]] for i in range(table.row_count)]
+    return [[str(c) for c in table.get_row_at(i)[3:6]] for i in range(table.row_count)]
 
 
 def text(screen: Any, selector: str) -> str:

@@ -118,7 +118,7 @@ async def test_marks_are_saved_at_once_and_shown_by_a_new_app(run_dir: Path) -> 
     async with evaluate_app(run_dir).run_test(size=SIZE) as pilot:
         screen = await open_evaluate(pilot)
         table = screen.query_one(EvalTableView)
-        assert [table.get_row_at(i)[-1] for i in range(3)] == ["good", "BAD", "·"]
+        assert [table.get_row_at(i)[1] for i in range(3)] == ["good", "BAD", "·"]
 
 
 async def test_a_note_is_saved_with_the_example(run_dir: Path) -> None:

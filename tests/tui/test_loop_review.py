@@ -85,13 +85,13 @@ async def test_a_pool_is_reviewed_grown_and_trained_again(tmp_path: Path, monkey
         summary = str(screen.query_one("#eval-summary").render())
         assert "no references: review to score" in summary
         cells = screen.query_one(EvalTableView).get_row_at(0)
-        assert cells[2] == "— (pool)"
+        assert cells[3] == "— (pool)"
 
         await pilot.press("y")  # accept the first answer
         await wait_until(pilot, lambda: load_marks(run, name).get(0, {}).get("verdict")
                          == "accepted", 10)  # fmt: skip
         assert load_marks(run, name)[0]["answer"] == ANSWERS[0]
-        await wait_until(pilot, lambda: screen.query_one(EvalTableView).get_row_at(0)[-1]
+        await wait_until(pilot, lambda: screen.query_one(EvalTableView).get_row_at(0)[1]
                          == "· ✓", 10)  # fmt: skip
 
         await pilot.press("j", "j", "c")  # the third answer is no JSON: correct it

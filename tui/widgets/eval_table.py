@@ -21,9 +21,10 @@ from engine.eval.answer_digest import answer_digest, label_key_of
 from engine.eval.options import BASE_SYSTEMS, TUNED
 from engine.eval.review import EvalRow
 
-COLUMNS = (("#", 4), ("prompt", 16), ("reference", 15), ("base", 15), ("fine-tuned", 15),
-           ("base→tuned", 10), ("mark", 7))  # fmt: skip
-"""Column titles and widths: 100 cells with the cell padding."""
+COLUMNS = (("#", 4), ("mark", 7), ("prompt", 16), ("reference", 15), ("base", 15),
+           ("fine-tuned", 15), ("base→tuned", 10))  # fmt: skip
+"""Column titles and widths: 100 cells with the cell padding. The mark comes second, so an
+80-column terminal shows the review state beside the row's number."""
 MARK_LABELS = {"good": "good", "bad": "BAD", "skip": "skip", None: "·"}
 """Marks as words, readable without colour."""
 VERDICT_SIGNS = {"accepted": " ✓", "corrected": " ✎"}
@@ -129,12 +130,12 @@ class EvalTableView(DataTable[str]):
 
         return [
             str(row.index + 1),
-            one_line(row.prompt, widths[1]),
-            one_line(answer_digest(row.reference, None, key), widths[2])
+            mark,
+            one_line(row.prompt, widths[2]),
+            one_line(answer_digest(row.reference, None, key), widths[3])
             if row.reference
             else "— (pool)",
-            one_line(digest(row.outputs.get(base) if base else None), widths[3]),
-            one_line(digest(row.tuned), widths[4]),
+            one_line(digest(row.outputs.get(base) if base else None), widths[4]),
+            one_line(digest(row.tuned), widths[5]),
             score_cell(row),
-            mark,
         ]
