@@ -203,7 +203,7 @@ async def test_compare_without_evaluations_says_so(make_app) -> None:
         await settle(pilot)
         assert not app.screen.query_one("#compare-eval", DataTable).display
         note = app.screen.query_one("#compare-eval-note", Static)
-        assert note.display and "No run evaluated yet" in str(note.render())
+        assert note.display and "No run evaluated on its validation split yet" in str(note.render())
 
 
 async def test_d_deletes_a_finished_run_after_asking(make_app) -> None:

@@ -141,7 +141,8 @@ class CompareScreen(WizardScreen):
             Text(f"Evaluation · primary: {primary['name']}" if primary else "Evaluation")
         )
         self._fill("eval", ["system · metric", *tags], eval_rows(comparison),
-                   "No run evaluated yet (Evaluate step, or `tunedeck eval RUN`).")  # fmt: skip
+                   "No run evaluated on its validation split yet (Evaluate step, or "
+                   "`tunedeck eval RUN`).")  # fmt: skip
         self.query_one("#compare-config", DataTable).focus()
 
     def _fill(
