@@ -25,7 +25,8 @@ Required:
 - q4_0: >= Q4_AGREEMENT (4-bit blocks move a 135M model's many near-ties).
 
 Seen here: f16 identical answers and a logit gap of 0 (the same weights); on the default
-flow's real run (tickets, 3 epochs) 14 of 14 validation answers identical.
+flow's real run (tickets, 3 epochs) 14 of 14 validation answers identical. Greedy tokens on
+this test's 2-step run, 5 prompts: q8_0 0.99, q4_0 0.76.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from tests.integration.test_training import SAMPLE, wait_for_state
 pytestmark = pytest.mark.slow
 
 NEW_TOKENS = 32
-MAX_PROMPTS = 8
+MAX_PROMPTS = 5
 F16_LOGIT_TOLERANCE = 1e-3
 """On logits of magnitude ~20: the same float16 weights, read by two loaders."""
 Q8_AGREEMENT = 0.9
