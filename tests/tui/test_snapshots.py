@@ -71,7 +71,14 @@ def test_data_lint_finding(snap_compare) -> None:
         await settle(pilot)
         view = pilot.app.screen.query_one(FindingView)
         await wait_until(pilot, lambda: bool(view.query(".-problem")))
-        await pilot.pause(0.2)  # the view scrolls to the marked turn after a refresh
+
+        def marked_turn_on_top() -> bool:  # the view scrolls there once laid out
+            marked = view.query(".-problem").first()
+            target = min(marked.virtual_region.y, int(view.max_scroll_y))
+            return target > 0 and int(view.scroll_y) == target
+
+        await wait_until(pilot, marked_turn_on_top)
+        await settle(pilot)
 
     app = TunedeckApp(FakeBackend(), DEFECTS.relative_to(REPO_ROOT), "smollm2-135m")
     assert snap_compare(app, terminal_size=SIZE, run_before=open_finding)

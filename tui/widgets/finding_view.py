@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,8 +145,13 @@ class FindingView(VerticalScroll):
         self.remove_children()
         if context is None:
             return
-        self.mount_all(self._blocks(context))
+        mounted = self.mount_all(self._blocks(context))
         self.scroll_home(animate=False)
+        self.run_worker(self._scroll_when_mounted(mounted), group="finding-scroll", exclusive=True)
+
+    async def _scroll_when_mounted(self, mounted: Awaitable[None]) -> None:
+        """Once the blocks are mounted and laid out, bring the marked turn into view."""
+        await mounted
         self.call_after_refresh(self._scroll_to_problem)
 
     def _scroll_to_problem(self) -> None:
