@@ -25,6 +25,8 @@ from engine.config.fields import (
     require,
     suggest,
 )
+from engine.data.hub import is_hub_id
+from engine.data.sources import ColumnError, ColumnMap
 from engine.data.token_lengths import DEFAULT_MAX_SEQ_LEN
 from engine.model.resolve import DEFAULT_MODEL
 
@@ -81,7 +83,9 @@ class DataConfig:
     val: str | None = None
     """Validation file that goes with data.train (held out, never trained on)."""
     source: str | None = None
-    """A single file that tunedeck splits into training and validation data."""
+    """A single file that tunedeck splits into training and validation data. Any of the
+    three may be a Hugging Face Hub dataset, ORG/NAME[:CONFIG][@REVISION][[SPLIT]]; a run
+    records it at the commit it read (@<commit>), so repeating the run reads the same rows."""
     val_fraction: float = 0.1
     """Share of data.source held out for validation (0.1-0.2 is typical)."""
     split_seed: int = 42
@@ -93,9 +97,22 @@ class DataConfig:
     the same line was on in that run (for a corrected copy from `tunedeck data fix`, so a
     fixed validation example never slides into training); unset: split as usual."""
 
+    limit: int | None = None
+    """Read only the first N rows of each dataset (the rest is never read); unset: all."""
+    columns: str | None = None
+    """Columns holding the prompt, the response and optionally the system prompt, for data
+    in no known format: "prompt=question,response=answer[,system=COLUMN]"; unset: detected."""
+
     def __post_init__(self) -> None:
         check_types(self, "data.")
-        for name in ("train", "val", "source", "format", "split_like"):
+        require(self.limit is None or self.limit >= 1, "data.limit", "a number of rows >= 1",
+                self.limit)  # fmt: skip
+        if self.columns is not None:
+            try:
+                ColumnMap.parse(self.columns)
+            except ColumnError as exc:
+                raise ConfigError(f"data.columns: {exc.message}", exc.hint) from None
+        for name in ("train", "val", "source", "format", "split_like", "columns"):
             value = getattr(self, name)
             require(value is None or value.strip() != "", f"data.{name}", "non-empty", value)
         require(
@@ -255,7 +272,9 @@ class TrainConfig:
         if check_files:
             for name in ("train", "val", "source"):
                 path = getattr(data, name)
-                if path is not None and not Path(path).expanduser().is_file():
+                if path is None or is_hub_id(path):
+                    continue  # a hub dataset is checked when it is read
+                if not Path(path).expanduser().is_file():
                     raise ConfigError(
                         f"data.{name}: file not found: {path}",
                         hint="relative paths are relative to the current directory",

@@ -7,7 +7,9 @@ Supported record formats (auto-detected from the first records, overridable):
 - ``alpaca``: ``{"instruction": str, "input": str, "output": str}``
 - ``prompt_completion``: ``{"prompt": str, "completion": str}``
 
-in any of these containers: JSONL, one JSON array, CSV/TSV, Parquet. Every record becomes an
+in any of these containers: JSONL, one JSON array, CSV/TSV, Parquet, or a Hugging Face Hub
+dataset (`engine.data.sources`: its files read as one stream; `--columns` maps other
+columns to prompt / response / system). Every record becomes an
 `Example` (a tuple of `Message`s) that keeps its source line: the 1-based line of the file
 (JSONL, CSV: the line the row starts on), or the 1-based element / row index (JSON array,
 Parquet). Records that cannot become a valid example carry `Problem`s instead;
@@ -27,19 +29,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.data.readers import (
-    DatasetError,
-    RawRecord,
-    iter_raw_records,
-    peek_objects,
-    sniff_container,
-)
+from engine.data.hub import HubDataset
+from engine.data.readers import DatasetError, RawRecord, sniff_container
 from engine.data.rules import (
     FORMATS,
     Problem,
     Severity,
     format_of_object,
     normalise_record,
+)
+from engine.data.sources import (
+    ColumnMap,
+    DataSource,
+    SourceReader,
+    as_column_map,
+    check_columns,
+    check_readable,
+    open_source,
 )
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "RecordStream",
     "Role",
     "Severity",
+    "UnknownFormatError",
     "detect_container",
     "detect_format",
     "iter_records",
@@ -132,23 +139,43 @@ class Record:
         return any(p.severity == "error" for p in self.problems)
 
 
-class RecordStream:
-    """Records of one file in source order; `format` and `container` are known up front.
+class UnknownFormatError(DatasetError):
+    """Records that match no known format; `columns` are the keys the first ones have
+    (the Data step offers to map them, `--columns` does it on the command line)."""
 
-    Iterate it once. `fraction_read` reports progress (0..1) for long files.
+    def __init__(self, message: str, hint: str, columns: list[str]) -> None:
+        super().__init__(message, hint=hint, field="data.columns")
+        self.columns = columns
+
+
+class RecordStream:
+    """Records of one source (a file, or a hub dataset's files) in order; `format` and
+    `container` are known up front.
+
+    Iterate it once. `fraction_read` reports progress (0..1) for long files; `place(line)`
+    names a record's file and line (`data/train-00000.parquet:row 812` for a hub dataset).
     """
 
-    def __init__(self, path: Path, fmt: str, container: str) -> None:
-        self.path = path
+    def __init__(
+        self,
+        source: DataSource,
+        fmt: str,
+        limit: int | None = None,
+        columns: ColumnMap | None = None,
+    ) -> None:
+        self.source = source
+        self.path = Path(source.label) if source.hub else source.path
         self.format = fmt
-        self.container = container
-        self.size = path.stat().st_size
-        self._raw = iter_raw_records(path, container)
+        self.container = source.container
+        self._raw = SourceReader(source, limit, columns)
         self._records = self._normalised()
 
     @property
     def fraction_read(self) -> float:
-        return min(1.0, self._raw.bytes_read / self.size) if self.size else 1.0
+        return self._raw.fraction_read
+
+    def place(self, line: int) -> str:
+        return self._raw.place(line)
 
     def __iter__(self) -> Iterator[Record]:
         return self
@@ -189,6 +216,12 @@ class LoadedDataset:
     skipped_lines: list[int] = field(default_factory=list)
     """Lines that had errors and are not in `examples` (blank lines are not counted)."""
     blank_lines: list[int] = field(default_factory=list)
+    hub: HubDataset | None = None
+    """Where a hub dataset's records came from (repository, config, split, commit)."""
+    limit: int | None = None
+    """The row limit it was read with, if any."""
+    columns: str | None = None
+    """The column mapping it was read with, if any (`prompt=q,response=a`)."""
 
     @property
     def record_count(self) -> int:
@@ -207,68 +240,82 @@ def canonical_format(fmt: str) -> str:
     return name
 
 
-def _check_readable(path: Path) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file", hint="check the path (tab completion helps)")
-    if path.is_dir():
-        raise DatasetError(f"{path} is a directory", hint="pass one dataset file, e.g. data.jsonl")
-    if not os.access(path, os.R_OK):
-        raise DatasetError(f"{path}: permission denied", hint=f"check permissions: ls -l {path}")
-    return path
-
-
 def detect_container(path: str | os.PathLike[str]) -> str:
-    """The container of a file: jsonl, json (array), csv or parquet. Raises DatasetError."""
-    return sniff_container(_check_readable(Path(path)))
+    """The container of a local file: jsonl, json (array), csv or parquet. Raises
+    DatasetError."""
+    return sniff_container(check_readable(Path(path)))
 
 
-def detect_format(path: str | os.PathLike[str]) -> str:
-    """The record format of a file, by a vote over its first records. Raises DatasetError."""
-    path = _check_readable(Path(path))
-    container = sniff_container(path)
+def detect_format(path: str | os.PathLike[str] | DataSource) -> str:
+    """The record format of a source, by a vote over its first records. Raises DatasetError
+    (UnknownFormatError, with the columns seen, when no format matches)."""
+    source = path if isinstance(path, DataSource) else open_source(path)
     votes: dict[str, int] = {}
-    seen_keys: set[str] = set()
-    for obj in peek_objects(path, container, _DETECT_SAMPLE):
-        fmt = format_of_object(obj)
+    seen_keys: dict[str, None] = {}
+    for raw in SourceReader(source, limit=_DETECT_SAMPLE):
+        if raw.problem is not None or raw.blank:
+            continue
+        fmt = format_of_object(raw.obj)
         if fmt is not None:
             votes[fmt] = votes.get(fmt, 0) + 1
-        elif isinstance(obj, dict):
-            seen_keys.update(str(k) for k in obj)
+        elif isinstance(raw.obj, dict):
+            seen_keys.update(dict.fromkeys(str(k) for k in raw.obj))
     if not votes:
-        found = ", ".join(sorted(seen_keys)[:8]) or "no JSON objects"
-        raise DatasetError(
-            f"{path}: not a dataset format tunedeck knows (found: {found})",
+        found = ", ".join(list(seen_keys)[:12]) or "no JSON objects"
+        raise UnknownFormatError(
+            f"{source.label}: not a dataset format tunedeck knows (found: {found})",
             hint="records need 'messages' (chat), 'conversations' (ShareGPT), "
-            "'instruction'+'output' (Alpaca) or 'prompt'+'completion'",
+            "'instruction'+'output' (Alpaca) or 'prompt'+'completion'; or map columns: "
+            "--columns prompt=COLUMN,response=COLUMN",
+            columns=list(seen_keys),
         )
     # Ties go to the earlier format in FORMATS: max() keeps the first maximum.
     return max(FORMATS, key=lambda f: votes.get(f, 0))
 
 
-def iter_records(path: str | os.PathLike[str], fmt: str | None = None) -> RecordStream:
-    """Stream the records of a dataset file, valid or not, in source order.
+def iter_records(
+    path: str | os.PathLike[str] | DataSource,
+    fmt: str | None = None,
+    *,
+    limit: int | None = None,
+    columns: ColumnMap | str | None = None,
+) -> RecordStream:
+    """Stream the records of a dataset file or hub dataset, valid or not, in source order.
 
     Args:
-        path: the dataset file.
+        path: the dataset file, or a hub id `ORG/NAME[:CONFIG][@REVISION][[SPLIT]]`.
         fmt: a name from FORMATS to skip detection (aliases accepted).
+        limit: read only the first `limit` records (the rest is never read).
+        columns: map columns to prompt / response / system (`prompt=q,response=a`); the
+            records are then read as prompt_completion.
 
     Returns:
         A `RecordStream` (an iterator of `Record`) with `.format` and `.container`.
 
     Raises:
-        DatasetError: the file is unusable as a whole (missing, empty, binary, not UTF-8,
-            no known format). Problems of single records are never raised.
+        DatasetError: the source is unusable as a whole (missing, empty, binary, not UTF-8,
+            no known format). ColumnError: a mapped column the data lacks. HubDatasetError:
+            a hub dataset that cannot be had. Problems of single records are never raised.
     """
-    checked = _check_readable(Path(path))
-    container = sniff_container(checked)
-    chosen = canonical_format(fmt) if fmt else detect_format(checked)
-    return RecordStream(checked, chosen, container)
+    source = path if isinstance(path, DataSource) else open_source(path)
+    mapping = as_column_map(columns)
+    if mapping is not None:
+        check_columns(source, mapping)
+        chosen = "prompt_completion"
+    else:
+        chosen = canonical_format(fmt) if fmt else detect_format(source)
+    return RecordStream(source, chosen, limit, mapping)
 
 
-def load_examples(path: str | os.PathLike[str], fmt: str | None = None) -> LoadedDataset:
+def load_examples(
+    path: str | os.PathLike[str] | DataSource,
+    fmt: str | None = None,
+    *,
+    limit: int | None = None,
+    columns: ColumnMap | str | None = None,
+) -> LoadedDataset:
     """Read a whole dataset: valid examples in order, plus the lines skipped and why."""
-    stream = iter_records(path, fmt)
+    stream = iter_records(path, fmt, limit=limit, columns=columns)
     examples: list[Example] = []
     problems: list[tuple[int, Problem]] = []
     skipped: list[int] = []
@@ -281,9 +328,11 @@ def load_examples(path: str | os.PathLike[str], fmt: str | None = None) -> Loade
             skipped.append(record.line)
         else:
             examples.append(record.example)
+    mapping = as_column_map(columns)
     return LoadedDataset(
-        stream.path, stream.format, stream.container, examples, problems, skipped, blank
-    )
+        stream.path, stream.format, stream.container, examples, problems, skipped, blank,
+        stream.source.hub, limit, str(mapping) if mapping else None,
+    )  # fmt: skip
 
 
 def write_chat_jsonl(examples: Iterable[Example], path: str | os.PathLike[str]) -> int:

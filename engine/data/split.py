@@ -215,23 +215,25 @@ def split_dataset(
     val_file: str | os.PathLike[str] | None = None,
     allow_no_val: bool = False,
     keep_val_lines: Sequence[int] | None = None,
+    limit: int | None = None,
+    columns: str | None = None,
 ) -> SplitResult:
-    """Split a dataset file (or pair it with a validation file) and write the result.
-
-    Writes `train.jsonl`, `val.jsonl` and `manifest.json` into `out_dir` (created).
+    """Split a dataset file or hub dataset (or pair it with a validation one) and write
+    `train.jsonl`, `val.jsonl` and `manifest.json` into `out_dir` (created). `limit` and
+    `columns` are read as `engine.data.formats.iter_records` reads them.
 
     Raises:
         DatasetError / SplitError: unusable input or an impossible split.
     """
     _refuse_overwriting_inputs(Path(out_dir), [Path(path), *([Path(val_file)] if val_file else [])])
-    source = load_examples(path, fmt)
+    source = load_examples(path, fmt, limit=limit, columns=columns)
     if not source.examples:
         raise SplitError(
             f"{source.path}: no usable examples to split",
             hint=f"run `tunedeck lint {source.path}` to see why",
         )
     if val_file is not None:
-        val_set = load_examples(val_file, None)
+        val_set = load_examples(val_file, None, limit=limit, columns=columns)
         return _write_pair(source, val_set, Path(out_dir), seed)
     if keep_val_lines is not None:
         plan = pinned_plan(source.examples, keep_val_lines)
@@ -329,13 +331,20 @@ def _skipped_warning(dataset: LoadedDataset) -> list[str]:
 
 
 def _source_info(dataset: LoadedDataset) -> dict[str, Any]:
+    """Where a side came from: the file and its sha256, or the hub dataset and commit."""
+    where: dict[str, Any]
+    if dataset.hub is not None:
+        where = {"hub": dataset.hub.to_json()}
+    else:
+        where = {"path": str(dataset.path.resolve()), "sha256": sha256_file(dataset.path)}
     return {
-        "path": str(dataset.path.resolve()),
-        "sha256": sha256_file(dataset.path),
+        **where,
         "format": dataset.format,
         "container": dataset.container,
         "examples": len(dataset.examples),
         "skipped_lines": dataset.skipped_lines,
+        "limit": dataset.limit,
+        "columns": dataset.columns,
     }
 
 

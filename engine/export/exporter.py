@@ -212,23 +212,46 @@ def _write_bundle(run_dir: Path, cfg: TrainConfig, bundle: Path) -> None:
     if (run_dir / EVENTS_FILE).is_file():
         shutil.copy2(run_dir / EVENTS_FILE, bundle / EVENTS_FILE)
     (bundle / "versions.json").write_text(json.dumps(package_versions(), indent=2) + "\n")
+    hub = _data_source(run_dir).get("hub")
+    data = (
+        f"With the hub dataset `{hub.get('repo_id')}` at commit `{hub.get('commit')}` (the id\n"
+        "in `config.toml` names that commit; from the Hugging Face cache, else the hub)"
+        if isinstance(hub, dict)
+        else "With the same data file at the path recorded in `config.toml` (its sha256 is in\n"
+        "`manifest.json`)"
+    )
     (bundle / "RERUN.md").write_text(
         "# Repeat this run\n\n"
-        "With the same data file at the path recorded in `config.toml` (its sha256 is in\n"
-        "`manifest.json`) and the package versions in `versions.json`:\n\n"
+        f"{data} and the package versions in `versions.json`:\n\n"
         "```sh\ntunedeck train tunedeck/config.toml --follow\n```\n\n"
         "The split is recomputed from the source with the recorded seed, so train and\n"
         "validation sides are the same; on CPU the losses repeat exactly.\n"
     )
 
 
-def _source_sha(run_dir: Path) -> str:
+def _data_source(run_dir: Path) -> dict[str, Any]:
+    """The manifest's `source` (where the training examples came from); {} if unreadable."""
     try:
         manifest = json.loads((run_dir / DATA_DIR / MANIFEST_FILE).read_text())
     except (OSError, json.JSONDecodeError):
-        return "unknown"
-    source = manifest.get("source", {})
-    return str(source.get("sha256", "unknown")) if isinstance(source, dict) else "unknown"
+        return {}
+    source = manifest.get("source") if isinstance(manifest, dict) else None
+    return source if isinstance(source, dict) else {}
+
+
+def _data_rows(run_dir: Path) -> str:
+    """The card's training-data rows: the file's sha256, or the hub dataset and commit."""
+    source = _data_source(run_dir)
+    hub = source.get("hub")
+    if not isinstance(hub, dict):
+        return f"| training data sha256 | `{source.get('sha256', 'unknown')}` |\n"
+    config = f", config {hub.get('config')}" if hub.get("config") else ""
+    limit = f", first {source['limit']} rows" if source.get("limit") else ""
+    return (
+        f"| training data | hub dataset `{hub.get('repo_id')}` (split {hub.get('split')}"
+        f"{config}{limit}) |\n"
+        f"| dataset commit | `{hub.get('commit')}` |\n"
+    )
 
 
 def _adapter_events(run_dir: Path) -> tuple[dict[str, Any], int | None]:
@@ -279,7 +302,7 @@ def model_card(
         f"| | |\n|---|---|\n"
         f"| base model | `{cfg.model}` |\n"
         f"| method | {cfg.method} |\n"
-        f"| training data sha256 | `{_source_sha(run_dir)}` |\n"
+        f"{_data_rows(run_dir)}"
         f"| epochs / max steps | {cfg.epochs} / {cfg.max_steps or '-'} |\n"
         f"| learning rate | {cfg.learning_rate} |\n"
         f"| best validation loss | {val} |\n"

@@ -119,7 +119,8 @@ def converted_dir(name: str) -> Path:
     return models_dir() / name
 
 
-def _is_offline() -> bool:
+def is_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the local cache only, read now."""
     value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -226,7 +227,7 @@ def _resolve_hub(repo_id: str, patterns: list[str] | None = None) -> Path:
     except (ModelNotFoundError, ModelLoadError):
         raise
     except Exception as exc:  # huggingface_hub raises several kinds for "not cached"
-        if _is_offline():
+        if is_offline():
             raise ModelNotFoundError(
                 f"hub model {repo_id!r} is not in the local Hugging Face cache, "
                 "and the hub is offline (HF_HUB_OFFLINE=1)",
@@ -241,23 +242,28 @@ def _resolve_hub(repo_id: str, patterns: list[str] | None = None) -> Path:
     return _check_local_model_dir(path) if weights else path
 
 
-def hub_failure(repo_id: str, exc: BaseException) -> tuple[str, str]:
-    """(message, hint) for a failed download, naming the cause a user can act on."""
-    kind = type(exc).__name__
-    if kind == "GatedRepoError":
+def hub_failure(repo_id: str, exc: BaseException, kind: str = "model") -> tuple[str, str]:
+    """(message, hint) for a failed download, naming the cause a user can act on.
+
+    Args:
+        kind: "model" or "dataset" (engine.data.hub): one wording for both.
+    """
+    error = type(exc).__name__
+    page = f"https://huggingface.co/{'datasets/' if kind == 'dataset' else ''}{repo_id}"
+    if error == "GatedRepoError":
         return (
-            f"hub model {repo_id!r} is gated: its licence must be accepted first",
-            f"gated: accept the licence on https://huggingface.co/{repo_id} and set HF_TOKEN "
+            f"hub {kind} {repo_id!r} is gated: its licence must be accepted first",
+            f"gated: accept the licence on {page} and set HF_TOKEN "
             "(a read token from https://huggingface.co/settings/tokens)",
         )
-    if kind in ("RepositoryNotFoundError", "HFValidationError"):
+    if error in ("RepositoryNotFoundError", "HFValidationError"):
         return (
-            f"no hub model named {repo_id!r} (or it is private)",
+            f"no hub {kind} named {repo_id!r} (or it is private)",
             "check the spelling (organisation/name, as on huggingface.co); for a private "
             "repository set HF_TOKEN",
         )
     return (
-        f"could not download hub model {repo_id!r}: no connection to the hub ({kind})",
+        f"could not download hub {kind} {repo_id!r}: no connection to the hub ({error})",
         "check the network (or HF_ENDPOINT / proxy settings); or download it elsewhere, "
         "copy the directory here and pass its path",
     )
@@ -306,7 +312,7 @@ def hub_model_config(repo_id: str, download: bool = True) -> dict[str, Any] | No
     if not _HUB_ID.match(repo_id):
         return None
     for local_only in (True, False):
-        if not local_only and (_is_offline() or not download):
+        if not local_only and (is_offline() or not download):
             return None
         try:
             return read_model_config(

@@ -8,6 +8,7 @@ exactly what it trained on.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from engine.config.build import TrainConfig
@@ -18,7 +19,9 @@ from engine.data.formats import load_examples
 from engine.data.split import SplitResult, split_dataset
 
 
-def kept_val_lines(run_id: str, source: str) -> list[int]:
+def kept_val_lines(
+    run_id: str, source: str, limit: int | None = None, columns: str | None = None
+) -> list[int]:
     """The validation lines of run `run_id`'s split, for a file of the same records.
 
     Raises:
@@ -34,7 +37,7 @@ def kept_val_lines(run_id: str, source: str) -> list[int]:
             f"data.split_like: run {run_id} has no split of one file to keep",
             hint="name a run trained on data.source (tunedeck runs lists them)",
         ) from exc
-    found = len(load_examples(source).examples)
+    found = len(load_examples(source, limit=limit, columns=columns).examples)
     if found != count:
         raise TunedeckError(
             f"data.split_like: {source} has {found} examples, run {run_id}'s file had {count}",
@@ -51,23 +54,14 @@ def prepare_run_data(cfg: TrainConfig, data_dir: Path) -> SplitResult:
     - `data.train` alone: train on all of it, with no validation set (loudly warned).
     """
     data = cfg.validate_for_run().data
+    # Every side is read alike: the same format, row limit and column mapping.
+    split = partial(split_dataset, fmt=data.format, limit=data.limit, columns=data.columns)
     if data.source and data.split_like:
-        return split_dataset(
-            data.source,
-            data_dir,
-            seed=data.split_seed,
-            fmt=data.format,
-            keep_val_lines=kept_val_lines(data.split_like, data.source),
-        )
+        kept = kept_val_lines(data.split_like, data.source, data.limit, data.columns)
+        return split(data.source, data_dir, seed=data.split_seed, keep_val_lines=kept)
     if data.source:
-        return split_dataset(
-            data.source,
-            data_dir,
-            val_fraction=data.val_fraction,
-            seed=data.split_seed,
-            fmt=data.format,
-        )
+        return split(data.source, data_dir, val_fraction=data.val_fraction, seed=data.split_seed)
     assert data.train is not None  # validate_for_run guarantees source or train
     if data.val:
-        return split_dataset(data.train, data_dir, fmt=data.format, val_file=data.val)
-    return split_dataset(data.train, data_dir, val_fraction=0.0, fmt=data.format, allow_no_val=True)
+        return split(data.train, data_dir, val_file=data.val)
+    return split(data.train, data_dir, val_fraction=0.0, allow_no_val=True)

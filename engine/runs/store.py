@@ -44,6 +44,7 @@ from engine.core.layout import CONFIG_FILE, DATA_DIR, LOG_FILE, TRAIN_FILE
 from engine.core.paths import runs_dir
 from engine.core.process import spawn_detached
 from engine.data.formats import load_examples
+from engine.data.hub import is_hub_id, resolve_hub_dataset
 
 RESUMABLE_STATES = ("paused", "stopped", "failed", "failed (worker died)")
 CREATED = "created"
@@ -104,13 +105,17 @@ def freeze_config(cfg: TrainConfig) -> TrainConfig:
     """The config as the run records it: valid for a run, with absolute local paths.
 
     The worker runs in the run directory, and `tunedeck train <run>/config.toml` must
-    repeat the run from anywhere, so relative paths are resolved now.
+    repeat the run from anywhere, so relative paths are resolved now, and a hub dataset is
+    pinned to the commit it resolves to (`ORG/NAME[train]` -> `ORG/NAME@<commit>[train]`).
     """
     cfg = cfg.validate_for_run()
     changes: dict[str, Any] = {}
     for name in ("train", "val", "source"):
         value = getattr(cfg.data, name)
-        if value is not None:
+        if value is not None and is_hub_id(value):
+            # The commit read, in the id: a rerun reads the same rows (cache, else the hub).
+            changes[f"data.{name}"] = str(resolve_hub_dataset(value).pinned)
+        elif value is not None:
             changes[f"data.{name}"] = str(Path(value).expanduser().resolve())
     model_path = Path(cfg.model).expanduser()
     if model_path.exists():

@@ -75,6 +75,9 @@ class Finding:
     lines: tuple[int, ...] = ()
     """Other lines involved (the duplicate's original, the contradicting example, ...)."""
     column: int | None = None
+    place: str | None = None
+    """Where `line` is, for a source of several files (a hub dataset's split):
+    `data/train-00000.parquet:row 812`; None for a single local file (`line` says it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The finding as in `tunedeck lint --json`."""
@@ -89,6 +92,8 @@ class Finding:
             out["lines"] = list(self.lines)
         if self.column is not None:
             out["column"] = self.column
+        if self.place is not None:
+            out["place"] = self.place
         return out
 
 

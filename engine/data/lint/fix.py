@@ -38,7 +38,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def write_cleaned_copy(
-    path: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | None = None
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fmt: str | None = None,
+    *,
+    limit: int | None = None,
+    columns: str | None = None,
 ) -> FixResult:
     """Copy a dataset without its error records and exact duplicates (first copy kept).
 
@@ -51,10 +56,10 @@ def write_cleaned_copy(
             f"refusing to write the cleaned copy over the input {source}",
             hint="give --fix a new file name, e.g. data.clean.jsonl",
         )
-    if fmt is None and is_pool_file(source):
+    if fmt is None and columns is None and is_pool_file(source):
         return _cleaned_pool(source, target)
-    stream = iter_records(source, fmt)
-    normalised = stream.container != "jsonl"
+    stream = iter_records(path, fmt, limit=limit, columns=columns)
+    normalised = stream.container != "jsonl" or columns is not None or stream.source.hub is not None
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     kept, dropped, blank = 0, [], 0
     seen: set[bytes] = set()

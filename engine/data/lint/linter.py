@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.data.formats import DatasetError, Record, iter_records
+from engine.data.formats import DatasetError, Record, RecordStream, iter_records
+from engine.data.hub import is_hub_id
 from engine.data.labels import LabelScheme
 from engine.data.lint.checks import (
     contradictions,
@@ -142,11 +143,14 @@ def lint_file(
     tokens_note: str = "",
     exact_tokens: bool = False,
     progress: ProgressFn | None = None,
+    limit: int | None = None,
+    columns: str | None = None,
 ) -> LintReport:
-    """Lint one dataset file.
+    """Lint one dataset file, or a hub dataset's split.
 
     Args:
-        path: the dataset (JSONL, JSON array, CSV or Parquet).
+        path: the dataset (JSONL, JSON array, CSV or Parquet), or a hub id
+            (`ORG/NAME[:CONFIG][@REVISION][[SPLIT]]`: findings then carry a `place`).
         fmt: record format to assume instead of detecting it.
         tokenizer: a transformers tokenizer with a chat template, for token checks.
         max_seq_len: the training sequence length (default: the training config's).
@@ -154,16 +158,19 @@ def lint_file(
         exact_tokens: count every example's tokens; by default big files count a sample
             plus every example that could exceed max_seq_len (see TokenSurvey).
         progress: receives the fraction of the file read; it may raise to cancel.
+        limit: lint only the first `limit` records.
+        columns: a column mapping (`prompt=q,response=a[,system=s]`).
     """
     source = Path(path)
-    if fmt is None and is_pool_file(source):
+    hub = is_hub_id(path)
+    if fmt is None and columns is None and not hub and is_pool_file(source):
         return lint_pool(source)
     try:
-        stream = iter_records(source, fmt)
+        stream = iter_records(path, fmt, limit=limit, columns=columns)
     except DatasetError as exc:
         return _unreadable(source, exc, LintStats(container="unknown"))
-    limit = max_seq_len or DEFAULT_MAX_SEQ_LEN
-    counter, token_finding = _token_counter(tokenizer, limit, tokens_note)
+    seq_len = max_seq_len or DEFAULT_MAX_SEQ_LEN
+    counter, token_finding = _token_counter(tokenizer, seq_len, tokens_note)
     collector = Collector(TokenSurvey(counter, exact_tokens) if counter else None)
     findings: list[Finding] = [token_finding] if token_finding else []
     counts = {"records": 0, "skipped": 0}
@@ -183,9 +190,16 @@ def lint_file(
     features = collector.finish()
     if progress is not None:
         progress(1.0)
-    stats = _stats(stream.container, features, counts, blank, limit if counter else None)
+    stats = _stats(stream.container, features, counts, blank, seq_len if counter else None)
     findings += _dataset_findings(features, stats, stream.format, blank, counter)
+    if hub:
+        findings = _placed(findings, stream)
     return LintReport(source, stream.format, features.count, _sorted(findings), stats)
+
+
+def _placed(findings: list[Finding], stream: RecordStream) -> list[Finding]:
+    """Each finding of a record with its file and row (a hub dataset spans files)."""
+    return [replace(f, place=stream.place(f.line)) if f.line else f for f in findings]
 
 
 def lint_pool(path: Path) -> LintReport:
