@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tunedeck {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--data", metavar="PATH", help="wizard: dataset to open first")
+    parser.add_argument(
+        "--data", metavar="PATH",
+        help="wizard: dataset to open first (a file, or a Hugging Face Hub dataset "
+        "ORG/NAME[:CONFIG][@REVISION][[SPLIT]])",
+    )  # fmt: skip
     parser.add_argument(
         "--model", metavar="MODEL", default=None, help="wizard: model to start from"
     )

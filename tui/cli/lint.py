@@ -28,10 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "JSONL, JSON array, CSV or Parquet): broken records, duplicates and "
             "near-duplicates, contradictions, off-pattern answers and system prompts, "
             "examples too long for max_seq_len in the model's tokens, label imbalance. "
-            "Exit code 0: no errors, 1: errors found, 2: the file cannot be used."
+            "Exit code 0: no errors, 1: errors found, 2: the file cannot be used. PATH may "
+            "be a Hugging Face Hub dataset, ORG/NAME[:CONFIG][@REVISION][[SPLIT]] (from the "
+            "local cache, else downloaded; HF_HUB_OFFLINE=1: the cache only): findings then "
+            "name the file and row, e.g. data/train-00000.parquet:row 812."
         ),
     )
-    parser.add_argument("path", metavar="PATH", help="the dataset file")
+    parser.add_argument(
+        "path", metavar="PATH", help="the dataset file, or a hub dataset ORG/NAME[:CONFIG]"
+        "[@REVISION][[SPLIT]]",
+    )  # fmt: skip
+    add_data_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--format", dest="fmt", choices=FORMATS, help="record format (default: detected)"
@@ -65,12 +72,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--limit and --columns: how many rows to read, and which columns hold what."""
+    parser.add_argument(
+        "--limit", type=int, metavar="N",
+        help="read only the first N rows (a hub dataset's other rows are never read)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--columns", metavar="MAP",
+        help="columns that hold the prompt and response when they are not a known format: "
+        "prompt=question,response=answer[,system=COLUMN]",
+    )  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     """Lint the file, print the report, optionally write the cleaned copy."""
     from engine.data.lint.linter import lint_file
 
     if args.max_seq_len is not None and args.max_seq_len < 1:
         print("error: --max-seq-len must be a positive number of tokens", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        print("error: --limit must be a positive number of rows", file=sys.stderr)
         return 2
     tokenizer, note = (None, "--no-tokens given") if args.no_tokens else _tokenizer(args)
     report = lint_file(
@@ -81,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         tokens_note=note,
         exact_tokens=args.exact_tokens,
         progress=_progress() if not args.json and sys.stderr.isatty() else None,
+        limit=args.limit,
+        columns=args.columns,
     )
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
@@ -131,7 +156,9 @@ def _progress() -> Any:
 def _fix(args: argparse.Namespace, out: Any) -> None:
     from engine.data.lint.linter import write_cleaned_copy
 
-    result = write_cleaned_copy(args.path, args.fix, args.fmt)
+    result = write_cleaned_copy(
+        args.path, args.fix, args.fmt, limit=args.limit, columns=args.columns
+    )
     note = " (as normalised chat JSONL)" if result.normalised else ""
     print(
         f"\nwrote {result.out}{note}: kept {result.kept}, dropped {len(result.dropped)}", file=out
@@ -177,7 +204,7 @@ def _section(path: str, findings: list[Finding], show_all: bool) -> list[str]:
             hidden[item.code] = hidden.get(item.code, 0) + 1
             continue
         shown[item.code] = shown.get(item.code, 0) + 1
-        where = f"{path}:{item.line}" if item.line else path
+        where = item.place or (f"{path}:{item.line}" if item.line else path)
         out.append(f"  {where}: {item.code}: {item.message}")
         if item.hint and last_hint.get(item.code) != item.hint:
             out.append(f"      hint: {item.hint}")  # once per code while it repeats

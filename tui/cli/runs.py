@@ -14,11 +14,15 @@ OPTION_FIELDS = (
     ("data.source", "data"), ("data.val", "val_data"), ("data.val_fraction", "val_fraction"),
     ("model", "model"), ("method", "method"), ("epochs", "epochs"),
     ("max_steps", "max_steps"), ("learning_rate", "lr"),
+    ("data.limit", "limit"), ("data.columns", "columns"),
 )  # fmt: skip
+HUB_DATA = "ORG/NAME[:CONFIG][@REVISION][[SPLIT]]"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the run subcommands to the CLI."""
+    from tui.cli.lint import add_data_options
+
     train = subparsers.add_parser(
         "train",
         help="start a training run as a detached background job; prints the run id",
@@ -31,8 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("config", nargs="?", metavar="CONFIG", help="config TOML to run")
     train.add_argument("--config", dest="config_option", metavar="FILE", help="same as CONFIG")
     train.add_argument("--preset", choices=("quick", "balanced", "thorough"), help="start from")
-    train.add_argument("--data", metavar="PATH", help="dataset to split into train/validation")
-    train.add_argument("--val-data", metavar="PATH", help="separate validation file")
+    train.add_argument(
+        "--data", metavar="PATH",
+        help=f"dataset to split into train/validation: a file, or a Hugging Face Hub dataset "
+        f"{HUB_DATA} (the run records the commit it read)",
+    )  # fmt: skip
+    train.add_argument(
+        "--val-data", metavar="PATH",
+        help=f"separate validation file or hub dataset ({HUB_DATA}); --data is then "
+        "trained on whole",
+    )  # fmt: skip
+    add_data_options(train)
     train.add_argument("--val-fraction", type=float, metavar="F", help="validation share")
     train.add_argument("--model", metavar="MODEL", help="model name, directory or hub id")
     train.add_argument("--method", choices=("lora", "qlora"), help="LoRA, or QLoRA (NF4 base)")
@@ -112,8 +125,12 @@ def _config_from_args(args: argparse.Namespace) -> tuple[Any, set[str] | None]:
         value = getattr(args, attr)
         if value is not None:
             changes[key] = value
-    if args.data is not None:
+    if args.data is not None and args.val_data is not None:
+        changes["data.train"] = changes.pop("data.source")  # already split: train on all
+        changes["data.source"] = None
+    elif args.data is not None:
         changes["data.train"] = None  # a new source replaces a config's ready-made split
+        changes["data.val"] = None
     for item in args.set:
         key, value = parse_assignment(item)
         changes[key] = value
