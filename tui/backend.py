@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.data.sources import ALL_ROWS, DataReading
 from engine.eval.store import VALIDATION
 
 if TYPE_CHECKING:
@@ -46,12 +47,15 @@ ProgressFn = Callable[[str, float], None]
 class DataBackend(Protocol):
     """Steps 1 and 2: the dataset file, its lint, its token counts and its split."""
 
-    def lint(self, path: Path, progress: Callable[[float], None]) -> LintReport:
-        """Lint without a tokenizer (structure, duplicates, labels)."""
+    def lint(
+        self, path: Path, progress: Callable[[float], None], reading: DataReading = ALL_ROWS
+    ) -> LintReport:
+        """Lint without a tokenizer (structure, duplicates, labels). `path` may be a hub
+        dataset id; `reading` says how many rows and which columns."""
         ...
 
-    def load_dataset(self, path: Path) -> LoadedDataset:
-        """Parse a dataset file into examples."""
+    def load_dataset(self, path: Path, reading: DataReading = ALL_ROWS) -> LoadedDataset:
+        """Parse a dataset file (or hub dataset) into examples."""
         ...
 
     def read_source_line(self, path: Path, line: int) -> str | None:
@@ -59,7 +63,12 @@ class DataBackend(Protocol):
         ...
 
     def survey_tokens(
-        self, path: Path, model: str, max_seq_len: int, progress: ProgressFn
+        self,
+        path: Path,
+        model: str,
+        max_seq_len: int,
+        progress: ProgressFn,
+        reading: DataReading = ALL_ROWS,
     ) -> TokenSurvey:
         """Lint with the model's tokenizer and count every example's tokens."""
         ...
@@ -69,7 +78,12 @@ class DataBackend(Protocol):
         ...
 
     def preview_split(
-        self, path: Path, val_fraction: float, seed: int, val_file: Path | None
+        self,
+        path: Path,
+        val_fraction: float,
+        seed: int,
+        val_file: Path | None,
+        reading: DataReading = ALL_ROWS,
     ) -> SplitResult:
         """The split a run will make of the data (nothing is kept)."""
         ...

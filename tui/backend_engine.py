@@ -27,6 +27,7 @@ from engine.core.events import EVENTS_FILE, read_events
 from engine.core.files import read_complete_lines
 from engine.data.formats import Example, LoadedDataset, load_examples
 from engine.data.lint.linter import FixResult, LintReport, lint_file, write_cleaned_copy
+from engine.data.sources import ALL_ROWS, DataReading
 from engine.data.split import SplitResult, split_dataset
 from engine.eval import launch as engine_evaluate
 from engine.eval import plan as eval_plan
@@ -84,13 +85,21 @@ class EngineBackend:
 
     # -- data ------------------------------------------------------------------------------
 
-    def lint(self, path: Path, progress: Callable[[float], None]) -> LintReport:
+    def lint(
+        self, path: Path, progress: Callable[[float], None], reading: DataReading = ALL_ROWS
+    ) -> LintReport:
         """Lint without a tokenizer (structure, duplicates, labels): fast, in-process."""
-        return lint_file(path, progress=progress, tokens_note="counting tokens separately")
+        return lint_file(
+            path,
+            progress=progress,
+            tokens_note="counting tokens separately",
+            limit=reading.limit,
+            columns=reading.columns,
+        )
 
-    def load_dataset(self, path: Path) -> LoadedDataset:
-        """Parse a dataset file into examples."""
-        return load_examples(path)
+    def load_dataset(self, path: Path, reading: DataReading = ALL_ROWS) -> LoadedDataset:
+        """Parse a dataset file (or hub dataset) into examples."""
+        return load_examples(path, limit=reading.limit, columns=reading.columns)
 
     def read_source_line(self, path: Path, line: int) -> str | None:
         """The text of one line of a JSONL file (to show a record that did not parse)."""
@@ -101,10 +110,16 @@ class EngineBackend:
         return None if text is None else text.rstrip("\r\n")
 
     def survey_tokens(
-        self, path: Path, model: str, max_seq_len: int, progress: ProgressFn
+        self,
+        path: Path,
+        model: str,
+        max_seq_len: int,
+        progress: ProgressFn,
+        reading: DataReading = ALL_ROWS,
     ) -> TokenSurvey:
         """Lint with the model's tokenizer and count every example's tokens (child process)."""
         command = [sys.executable, "-m", "tui.token_survey", str(path), model, str(max_seq_len)]
+        command += [str(reading.limit or 0), reading.columns or ""]
         event = self._run_child(command, progress, f"counting tokens with {model}")
         return survey_from_json(event)
 
@@ -113,12 +128,23 @@ class EngineBackend:
         return write_cleaned_copy(path, out)
 
     def preview_split(
-        self, path: Path, val_fraction: float, seed: int, val_file: Path | None
+        self,
+        path: Path,
+        val_fraction: float,
+        seed: int,
+        val_file: Path | None,
+        reading: DataReading = ALL_ROWS,
     ) -> SplitResult:
         """The split a run will make (same engine call, same arguments), into a temp dir."""
         with tempfile.TemporaryDirectory(prefix="tunedeck-split-") as tmp:
             return split_dataset(
-                path, Path(tmp), val_fraction=val_fraction, seed=seed, val_file=val_file
+                path,
+                Path(tmp),
+                val_fraction=val_fraction,
+                seed=seed,
+                val_file=val_file,
+                limit=reading.limit,
+                columns=reading.columns,
             )
 
     # -- models and config -----------------------------------------------------------------

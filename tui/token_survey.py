@@ -70,7 +70,7 @@ def report_to_json(report: LintReport) -> dict[str, Any]:
         "path": str(report.path),
         "unreadable": report.unreadable,
         "stats": asdict(report.stats),
-    }
+    }  # a finding's `place` (hub datasets) is in report.to_json() already
 
 
 def report_from_json(data: dict[str, Any]) -> LintReport:
@@ -84,6 +84,7 @@ def report_from_json(data: dict[str, Any]) -> LintReport:
             f.get("hint", ""),
             tuple(f.get("lines", ())),
             f.get("column"),
+            f.get("place"),
         )
         for f in data["findings"]
     )
@@ -97,6 +98,7 @@ def report_from_json(data: dict[str, Any]) -> LintReport:
         turns={int(k): v for k, v in s["turns"].items()},
         tokens=TokenStats(**s["tokens"]) if s.get("tokens") else None,
         labels=LabelScheme(**s["labels"]) if s.get("labels") else None,
+        columns=tuple(s.get("columns", ())),
     )
     return LintReport(
         Path(data["path"]), data["format"], data["count"], findings, stats, data["unreadable"]
@@ -130,7 +132,9 @@ def _progress(stage: str, start: float, span: float):
     return report
 
 
-def survey(path: Path, model: str, max_seq_len: int) -> dict[str, Any]:
+def survey(
+    path: Path, model: str, max_seq_len: int, limit: int | None = None, columns: str | None = None
+) -> dict[str, Any]:
     """Lint with token checks and count lengths; the result line's fields."""
     from engine.data.formats import load_examples
     from engine.data.lint.linter import lint_file
@@ -140,8 +144,15 @@ def survey(path: Path, model: str, max_seq_len: int) -> dict[str, Any]:
     loading = _progress(f"loading the tokenizer of {model}", 0.0, 0.3)
     tokenizer = load_tokenizer(model, lambda stage, f: loading(f, f"{model}: {stage}"))
     linting = _progress("linting with token checks", 0.3, 0.4)
-    report = lint_file(path, tokenizer=tokenizer, max_seq_len=max_seq_len, progress=linting)
-    examples = load_examples(path).examples
+    report = lint_file(
+        path,
+        tokenizer=tokenizer,
+        max_seq_len=max_seq_len,
+        progress=linting,
+        limit=limit,
+        columns=columns,
+    )
+    examples = load_examples(path, limit=limit, columns=columns).examples
     step = max(1, math.ceil(len(examples) / MAX_COUNTED))
     chosen = examples[::step]
     counter = TokenCounter(tokenizer, max_seq_len)
@@ -163,13 +174,17 @@ def survey(path: Path, model: str, max_seq_len: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tui.token_survey PATH MODEL MAX_SEQ_LEN`; exit 0 with a result line."""
+    """`python -m tui.token_survey PATH MODEL MAX_SEQ_LEN [LIMIT COLUMNS]`; exit 0 with a
+    result line (LIMIT 0: every row; COLUMNS "": no mapping)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3 or not args[2].isdigit():
-        print("usage: python -m tui.token_survey PATH MODEL MAX_SEQ_LEN", file=sys.stderr)
+    if len(args) not in (3, 5) or not args[2].isdigit() or not (args[3:4] or ["0"])[0].isdigit():
+        print("usage: python -m tui.token_survey PATH MODEL MAX_SEQ_LEN [LIMIT COLUMNS]",
+              file=sys.stderr)  # fmt: skip
         return 2
+    limit = int(args[3]) if len(args) == 5 and int(args[3]) > 0 else None
+    columns = args[4] if len(args) == 5 and args[4] else None
     try:
-        _emit(survey(Path(args[0]), args[1], int(args[2])))
+        _emit(survey(Path(args[0]), args[1], int(args[2]), limit, columns))
     except TunedeckError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:

@@ -29,6 +29,7 @@ from engine.config.recipe import (
 )
 from engine.data.formats import LoadedDataset
 from engine.data.lint.linter import LintReport
+from engine.data.sources import ALL_ROWS, DataReading
 from engine.data.split import SplitResult
 from tui.token_survey import TokenSurvey
 
@@ -59,6 +60,8 @@ class Wizard:
 
     data_path: Path
     model: str
+    reading: DataReading = ALL_ROWS
+    """How `data_path` is read: its first N rows, columns mapped (the Data step's fields)."""
     dataset: LoadedDataset | None = None
     """The parsed examples of `data_path` (None until loaded)."""
     report: LintReport | None = None
@@ -93,22 +96,33 @@ class Wizard:
     def data_config(self) -> DataConfig:
         """The data section as the Data and Split steps set it."""
         fmt = self.dataset.format if self.dataset else None
+        if self.reading.columns:
+            fmt = None  # the mapping decides (prompt_completion)
+        limit, columns = self.reading.limit, self.reading.columns
         if self.split.val_file is not None:
-            return DataConfig(train=str(self.data_path), val=str(self.split.val_file), format=fmt)
+            val = str(self.split.val_file)
+            return DataConfig(
+                train=str(self.data_path), val=val, format=fmt, limit=limit, columns=columns
+            )
         return DataConfig(
             source=str(self.data_path),
             val_fraction=self.split.val_fraction,
             split_seed=self.split.seed,
             format=fmt,
+            limit=limit,
+            columns=columns,
         )
 
     def run_config(self) -> TrainConfig:
         """The complete config a run starts from."""
         return with_overrides(self.config, data=self.data_config())
 
-    def set_data(self, path: Path) -> None:
-        """A new dataset: everything derived from the old one is stale."""
-        self.data_path = path
+    def set_data(self, path: Path, reading: DataReading | None = None) -> None:
+        """A new dataset (or a new way to read it): everything derived from the old one is
+        stale. A new path keeps the row limit and drops the column mapping."""
+        if reading is None:
+            reading = DataReading(self.reading.limit) if path != self.data_path else self.reading
+        self.data_path, self.reading = path, reading
         self.dataset = self.report = self.tokens = self.split_result = None
 
     def apply_suggestions(

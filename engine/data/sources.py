@@ -99,6 +99,18 @@ class ColumnMap:
 
 
 @dataclass(frozen=True)
+class DataReading:
+    """How a dataset is read: its first `limit` rows (None: all), `columns` mapped."""
+
+    limit: int | None = None
+    columns: str | None = None
+    """A ColumnMap's spelling, `prompt=question,response=answer[,system=COLUMN]`."""
+
+
+ALL_ROWS = DataReading()
+
+
+@dataclass(frozen=True)
 class SourceFile:
     """One file of a source, as read and as named in findings."""
 

@@ -27,6 +27,7 @@ from engine.core.events import RunStatus
 from engine.data.formats import Example, LoadedDataset, load_examples
 from engine.data.lint.findings import sort_key
 from engine.data.lint.linter import Finding, FixResult, LintReport, lint_file
+from engine.data.sources import ALL_ROWS, DataReading
 from engine.data.split import SplitResult
 from engine.eval.options import EvalOptions
 from engine.eval.primary import PrimaryOptions
@@ -152,11 +153,13 @@ class FakeBackend:
 
     # -- data: real, except that tokens are counted as bytes / 4 (no tokenizer) -----------
 
-    def lint(self, path: Path, progress: Callable[[float], None]) -> LintReport:
-        return self.engine.lint(path, progress)
+    def lint(
+        self, path: Path, progress: Callable[[float], None], reading: DataReading = ALL_ROWS
+    ) -> LintReport:
+        return self.engine.lint(path, progress, reading)
 
-    def load_dataset(self, path: Path) -> LoadedDataset:
-        return self.engine.load_dataset(path)
+    def load_dataset(self, path: Path, reading: DataReading = ALL_ROWS) -> LoadedDataset:
+        return self.engine.load_dataset(path, reading)
 
     def read_source_line(self, path: Path, line: int) -> str | None:
         return self.engine.read_source_line(path, line)
@@ -165,19 +168,31 @@ class FakeBackend:
         return self.engine.write_cleaned_copy(path, out)
 
     def preview_split(
-        self, path: Path, val_fraction: float, seed: int, val_file: Path | None
+        self,
+        path: Path,
+        val_fraction: float,
+        seed: int,
+        val_file: Path | None,
+        reading: DataReading = ALL_ROWS,
     ) -> SplitResult:
-        return self.engine.preview_split(path, val_fraction, seed, val_file)
+        return self.engine.preview_split(path, val_fraction, seed, val_file, reading)
 
     def survey_tokens(
-        self, path: Path, model: str, max_seq_len: int, progress: Callable[[str, float], None]
+        self,
+        path: Path,
+        model: str,
+        max_seq_len: int,
+        progress: Callable[[str, float], None],
+        reading: DataReading = ALL_ROWS,
     ) -> TokenSurvey:
         progress("counting tokens per example", 0.5)
-        examples = load_examples(path).examples
+        examples = load_examples(path, limit=reading.limit, columns=reading.columns).examples
         lengths = {
             e.line: sum(len(m.content.encode()) for m in e.messages) // 4 + 12 for e in examples
         }
-        report = lint_file(path, max_seq_len=max_seq_len)
+        report = lint_file(
+            path, max_seq_len=max_seq_len, limit=reading.limit, columns=reading.columns
+        )
         ordered = sorted(lengths.values())
         counted = Finding(
             "info",

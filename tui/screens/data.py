@@ -1,5 +1,10 @@
 """Wizard step 1, Data: the dataset file, its examples as chat, and what lint found.
 
+The path field takes a file or a Hugging Face Hub dataset (`ORG/NAME[:CONFIG][@REVISION]
+[[SPLIT]]`), the rows field a row limit (the first N rows; empty: all). When the records
+match no known format, the step asks which columns hold the prompt and the response,
+listing the columns it saw (`--columns` on the command line).
+
 Linting runs in a worker thread with a progress bar (big files take seconds); token
 lengths need the model's tokenizer, so they are counted in a child process afterwards
 (`tui.token_survey`) and the report gains the token checks when they arrive.
@@ -8,6 +13,7 @@ lengths need the model's tokenizer, so they are counted in a child process after
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from textual import on, work
@@ -15,16 +21,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import ProgressBar, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import Input, ProgressBar, Static, TabbedContent, TabPane, Tabs
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.core.paths import sample_data_dir
 from engine.data.formats import LoadedDataset
 from engine.data.lint.linter import Finding, FixResult, LintReport
+from engine.data.sources import DataReading
 from tui.backend import DataBackend
 from tui.dialogs.clean_copy import clean_copy_prompt, clean_copy_written
 from tui.dialogs.error import ErrorDialog
 from tui.dialogs.file_browser import FileBrowserDialog
+from tui.dialogs.prompt import PromptDialog
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
 from tui.widgets.data_summary import DataSummary
@@ -70,6 +78,7 @@ class DataScreen(WizardScreen):
         """The file was linted and (when usable) loaded."""
 
         path: Path
+        reading: DataReading
         report: LintReport
         dataset: LoadedDataset | None
 
@@ -88,14 +97,15 @@ class DataScreen(WizardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.shown_path: Path | None = None
-        self.token_key: tuple[Path, str, int] | None = None
+        self.shown: tuple[Path, DataReading] | None = None
+        self.token_key: tuple[Path, str, int, DataReading] | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="data-file"):
             yield Static("Dataset ", id="data-file-label")
             yield PathInput(suffixes=DATASET_SUFFIXES, id="data-path")
-            yield Static(" ^o browse", id="data-file-keys")
+            yield Static(" ^o browse  rows ", id="data-file-keys")
+            yield Input(placeholder="all", type="integer", compact=True, id="data-limit")
         yield DataSummary(id="data-summary")
         yield ProgressBar(id="data-progress", total=1.0, show_eta=False)
         with TabbedContent(id="data-tabs", initial="examples"):
@@ -107,35 +117,40 @@ class DataScreen(WizardScreen):
                 yield StatsPane()
 
     def sync(self) -> None:
-        if self.wizard.data_path != self.shown_path:
-            self.open(self.wizard.data_path)
+        if (self.wizard.data_path, self.wizard.reading) != self.shown:
+            self.open(self.wizard.data_path, self.wizard.reading)
         elif self.wizard.dataset is not None:
             self.count_tokens_if_stale()
 
     # -- loading -------------------------------------------------------------------------
 
-    def open(self, path: Path) -> None:
-        """Show `path`: lint and load it (in a worker), then count its tokens."""
-        if path != self.wizard.data_path:
-            self.wizard.set_data(path)
+    def open(self, path: Path, reading: DataReading | None = None) -> None:
+        """Show `path` (a file or hub dataset), read as `reading` (default: the row limit
+        kept, columns mapped only for the same path): lint and load it in a worker, then
+        count its tokens."""
+        if path != self.wizard.data_path or (reading or self.wizard.reading) != self.wizard.reading:
+            self.wizard.set_data(path, reading)
             self.tunedeck.data_changed()
-        self.shown_path = path
+        reading = self.wizard.reading
+        self.shown = (path, reading)
         self.token_key = None
         self.query_one("#data-path", PathInput).value = display_path(path)
+        self.query_one("#data-limit", Input).value = str(reading.limit or "")
         self.query_one(DataSummary).note(f"Linting {display_path(path)} …")
         bar = self.query_one("#data-progress", ProgressBar)
         bar.update(progress=0.0)
         bar.display = True
-        self.inspect(path)
+        self.inspect(path, reading)
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
-    def inspect(self, path: Path) -> None:
-        """Lint the file (with progress), then load its examples; off the event loop."""
+    def inspect(self, path: Path, reading: DataReading) -> None:
+        """Lint the data (with progress), then load its examples; off the event loop."""
         backend: DataBackend = self.backend
-        report = backend.lint(path, lambda f: self.post_message(self.LintProgressed(f)))
-        dataset = None if report.unreadable else backend.load_dataset(path)
+        progress = lambda f: self.post_message(self.LintProgressed(f))  # noqa: E731
+        report = backend.lint(path, progress, reading)
+        dataset = None if report.unreadable else backend.load_dataset(path, reading)
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Inspected(path, report, dataset))
+            self.post_message(self.Inspected(path, reading, report, dataset))
 
     @on(Worker.StateChanged)
     def inspection_failed(self, event: Worker.StateChanged) -> None:
@@ -151,8 +166,8 @@ class DataScreen(WizardScreen):
 
     @on(Inspected)
     def show_inspection(self, message: Inspected) -> None:
-        if message.path != self.wizard.data_path:
-            return  # the user has opened another file since
+        if (message.path, message.reading) != (self.wizard.data_path, self.wizard.reading):
+            return  # the user has opened another file (or changed the rows) since
         self.query_one("#data-progress", ProgressBar).display = False
         self.wizard.report = message.report
         self.wizard.dataset = message.dataset
@@ -160,7 +175,9 @@ class DataScreen(WizardScreen):
         self.query_one(ExamplePreview).show(message.dataset)
         usable = message.dataset is not None and bool(message.dataset.examples)
         self.tunedeck.set_step_done("data", usable)
-        if message.report.unreadable:
+        if message.report.unreadable and message.report.stats.columns:
+            self.ask_columns(message.report.stats.columns)
+        elif message.report.unreadable:
             unreadable = message.report.errors[-1]
             self.app.push_screen(
                 ErrorDialog(unreadable.message, unreadable.hint, "Cannot use file")
@@ -171,12 +188,14 @@ class DataScreen(WizardScreen):
 
     def count_tokens_if_stale(self) -> None:
         """(Re)count tokens when the file, the model or max_seq_len changed."""
-        key = (self.wizard.data_path, self.wizard.model, self.wizard.config.max_seq_len)
+        wizard = self.wizard
+        key = (wizard.data_path, wizard.model, wizard.config.max_seq_len, wizard.reading)
         if key == self.token_key:
             return
         self.token_key = key
         backend: DataBackend = self.backend  # the pane's worker calls it
-        self.query_one(StatsPane).count(backend.survey_tokens, *key)
+        survey = partial(backend.survey_tokens, reading=wizard.reading)
+        self.query_one(StatsPane).count(survey, *key[:3])
 
     @on(StatsPane.TokensCounted)
     def show_tokens(self, message: StatsPane.TokensCounted) -> None:
@@ -231,8 +250,30 @@ class DataScreen(WizardScreen):
     @on(PathInput.Submitted, "#data-path")
     def path_entered(self, event: PathInput.Submitted) -> None:
         path = Path(event.value.strip()).expanduser()
-        if event.value.strip() and path != self.shown_path:
+        if event.value.strip() and (self.shown is None or path != self.shown[0]):
             self.open(path)
+
+    @on(Input.Submitted, "#data-limit")
+    def limit_entered(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        limit = int(text) if text.isdigit() and int(text) > 0 else None
+        reading = DataReading(limit, self.wizard.reading.columns)
+        if reading != self.wizard.reading:
+            self.open(self.wizard.data_path, reading)
+
+    def ask_columns(self, columns: tuple[str, ...]) -> None:
+        """No known format: ask which columns hold the prompt and the response."""
+        guess = f"prompt={columns[0]},response={columns[1]}" if len(columns) > 1 else ""
+        label = (
+            f"The records match no known format. Columns seen: {', '.join(columns)}.\n"
+            "Which hold the prompt and the response (and optionally the system prompt)?\n"
+            "prompt=COLUMN,response=COLUMN[,system=COLUMN]"
+        )
+        self.app.push_screen(PromptDialog("Map columns", label, guess), self._columns_chosen)
+
+    def _columns_chosen(self, text: str | None) -> None:
+        if text:
+            self.open(self.wizard.data_path, DataReading(self.wizard.reading.limit, text))
 
     def action_tab(self, tab: str) -> None:
         """Show a tab and put the focus on its list, so the keys work at once."""

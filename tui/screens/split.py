@@ -132,7 +132,9 @@ class SplitScreen(WizardScreen):
         """Compute the split off the event loop (near-duplicate search takes a while)."""
         backend: DataBackend = self.backend
         try:
-            result = backend.preview_split(path, choice.val_fraction, choice.seed, choice.val_file)
+            result = backend.preview_split(
+                path, choice.val_fraction, choice.seed, choice.val_file, self.wizard.reading
+            )
         except TunedeckError as exc:
             self.post_message(self.PreviewFailed(choice, exc.message, exc.hint))
             return

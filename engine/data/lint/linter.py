@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.data import formats
 from engine.data.formats import DatasetError, Record, RecordStream, iter_records
 from engine.data.hub import is_hub_id
 from engine.data.labels import LabelScheme
@@ -95,6 +96,8 @@ class LintStats:
     """Messages per example -> number of examples."""
     tokens: TokenStats | None = None
     labels: LabelScheme | None = None
+    columns: tuple[str, ...] = ()
+    """The columns seen when the records match no known format (to map them)."""
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,7 @@ def lint_file(
         exact_tokens: count every example's tokens; by default big files count a sample
             plus every example that could exceed max_seq_len (see TokenSurvey).
         progress: receives the fraction of the file read; it may raise to cancel.
-        limit: lint only the first `limit` records.
-        columns: a column mapping (`prompt=q,response=a[,system=s]`).
+        limit, columns: the first `limit` records only; a column mapping (`prompt=q,response=a`).
     """
     source = Path(path)
     hub = is_hub_id(path)
@@ -168,7 +170,8 @@ def lint_file(
     try:
         stream = iter_records(path, fmt, limit=limit, columns=columns)
     except DatasetError as exc:
-        return _unreadable(source, exc, LintStats(container="unknown"))
+        seen = tuple(exc.columns) if isinstance(exc, formats.UnknownFormatError) else ()
+        return _unreadable(source, exc, LintStats(container="unknown", columns=seen))
     seq_len = max_seq_len or DEFAULT_MAX_SEQ_LEN
     counter, token_finding = _token_counter(tokenizer, seq_len, tokens_note)
     collector = Collector(TokenSurvey(counter, exact_tokens) if counter else None)
