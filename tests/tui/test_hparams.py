@@ -9,6 +9,7 @@ from textual.widgets import Input, Select, Static
 
 from engine.config.build import TrainConfig, field_help, load_config
 from engine.data.lint.findings import finding
+from engine.data.sources import ALL_ROWS
 from tests.tui.conftest import SIZE, FakeBackend, settle, wait_until
 from tui.dialogs.file_browser import FileBrowserDialog
 from tui.dialogs.prompt import PromptDialog
@@ -217,8 +218,8 @@ class TemplateBackend(FakeBackend):
         super().__init__()
         self.template = finding(code, 0, message)
 
-    def survey_tokens(self, path, model, max_seq_len, progress):
-        survey = super().survey_tokens(path, model, max_seq_len, progress)
+    def survey_tokens(self, path, model, max_seq_len, progress, reading=ALL_ROWS):
+        survey = super().survey_tokens(path, model, max_seq_len, progress, reading)
         findings = (*survey.report.findings, self.template)
         return replace(survey, report=replace(survey.report, findings=findings))
 
