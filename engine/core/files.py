@@ -31,8 +31,20 @@ def fsync_tree(root: Path) -> None:
             fsync_path(path)
 
 
+def replace_durably(tmp: Path, target: Path) -> None:
+    """Rename a finished temp file or folder over `target` so that both its contents and
+    the rename survive a power cut: fsync what was written, rename, fsync the folder."""
+    if tmp.is_dir():
+        fsync_tree(tmp)
+    else:
+        fsync_path(tmp)
+    os.replace(tmp, target)
+    fsync_path(target.parent)
+
+
 def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace `path` with `text`: temp file in the same folder, fsync, rename.
+    """Replace `path` with `text`: temp file in the same folder, fsync, rename, fsync the
+    folder (the rename itself then survives a power cut, as checkpoints do).
 
     `mode`: the new file's permissions (a temp file starts private, 0600).
     """
@@ -47,6 +59,7 @@ def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_path(path.parent)
 
 
 def read_complete_lines(path: Path, offset: int, tail_bytes: int = 0) -> tuple[bytes, int]:

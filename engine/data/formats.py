@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.core.files import replace_durably
 from engine.data.hub import HubDataset
 from engine.data.readers import DatasetError, RawRecord, sniff_container
 from engine.data.rules import (
@@ -349,7 +350,7 @@ def write_chat_jsonl(examples: Iterable[Example], path: str | os.PathLike[str]) 
             for example in examples:
                 out.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
                 count += 1
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return count

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.errors import TunedeckError
+from engine.core.files import replace_durably
 from engine.core.layout import MANIFEST_FILE, TRAIN_FILE, VAL_FILE
 from engine.data.formats import Example, LoadedDataset, load_examples, sha256_file, write_chat_jsonl
 from engine.data.labels import LabelScheme, detect_labels
@@ -379,7 +380,7 @@ def _write(
         }
         tmp = out / f".manifest.json.tmp-{os.getpid()}"
         tmp.write_text(_manifest_text(manifest), "utf-8")
-        os.replace(tmp, result.manifest_path)
+        replace_durably(tmp, result.manifest_path)
     except OSError as exc:
         raise SplitError(
             f"cannot write the split into {out}: {exc.strerror or exc}",

@@ -24,9 +24,7 @@ from typing import Any
 from engine.data.formats import Example
 from engine.data.labels import LabelScheme, parse_json_object
 from engine.model.generation import Sampling
-
-# End-of-turn markers of common chat templates; generation stops at any that exist.
-_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
+from engine.model.tokenization import END_OF_TURN_TOKENS
 
 
 @dataclass(frozen=True)
@@ -173,7 +171,7 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
         elif isinstance(value, list | tuple):
             ids.update(v for v in value if isinstance(v, int))
     vocab = tokenizer.get_vocab()
-    ids.update(vocab[token] for token in _END_OF_TURN if token in vocab)
+    ids.update(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
     return sorted(ids)
 
 
@@ -286,23 +284,6 @@ def generation_batches(lengths: Sequence[int], todo: Sequence[int], size: int) -
     return [order[start : start + size] for start in range(0, len(order), size)]
 
 
-def _right_padded(batch: Sequence[Any], pad: int) -> tuple[Any, Any, Any]:
-    """(input_ids, labels, attention_mask) of tokenised examples, padded on the right."""
-    import torch
-
-    from engine.model.tokenization import IGNORE_INDEX
-
-    width = max(len(item.input_ids) for item in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, item in enumerate(batch):
-        n = len(item.input_ids)
-        ids[row, :n], labels[row, :n] = torch.tensor(item.input_ids), torch.tensor(item.labels)
-        mask[row, :n] = 1
-    return ids, labels, mask
-
-
 def validation_loss(
     model: Any,
     tokenizer: Any,
@@ -318,6 +299,7 @@ def validation_loss(
     import torch
 
     from engine.core.errors import is_out_of_memory
+    from engine.model.batching import right_padded
     from engine.model.loss import trained_loss_sum
     from engine.model.tokenization import tokenize_conversation
 
@@ -326,7 +308,8 @@ def validation_loss(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total, counted, start = 0.0, 0, 0
     while start < len(items):
-        ids, labels, mask = _right_padded(items[start : start + batch_size], pad)
+        batch = [(item.input_ids, item.labels) for item in items[start : start + batch_size]]
+        ids, labels, mask = right_padded(batch, pad)
         try:  # logits only where an answer token is predicted (engine.model.loss)
             with torch.inference_mode():
                 summed, count = trained_loss_sum(

@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from transformers import TrainerCallback
 from engine.core import checkpoints
 from engine.core.control import ACTIONS, ControlReader
 from engine.core.events import EventWriter, RunStatus, write_status
+from engine.core.files import replace_durably
 from engine.core.layout import ADAPTER_DIR
 
 DISK_FULL = "disk_full"  # internal request: pause without saving
@@ -38,6 +39,26 @@ class TokenCounter:
     def __init__(self) -> None:
         self.trained = 0
         self.total = 0
+
+
+@dataclass
+class TimeSpent:
+    """Seconds of one training process: in optimizer steps, validation, checkpoints, kept
+    adapters, and in all (the rest: data loading, logging, the Trainer's own work)."""
+
+    steps_s: float = 0.0
+    validation_s: float = 0.0
+    checkpoint_s: float = 0.0
+    adapter_s: float = 0.0
+    total_s: float = 0.0
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(value, 2) for name, value in asdict(self).items()}
+
+    @property
+    def outside_steps(self) -> float:
+        """The share of the time not spent in optimizer steps (0 when nothing ran)."""
+        return 1 - self.steps_s / self.total_s if self.total_s > 0 else 0.0
 
 
 class RunCallback(TrainerCallback):
@@ -75,6 +96,9 @@ class RunCallback(TrainerCallback):
         """Set under FSDP: collects the sharded weights (a collective: every rank calls)."""
         self._stop_heartbeat = threading.Event()
         self.stop_signal = threading.Event()  # set by the SIGTERM handler
+        self.time = TimeSpent()
+        """Where this process's training time went (emitted as a `timing` event at the end)."""
+        self._step_began = self._mark = time.monotonic()
 
     # -- status & heartbeat -------------------------------------------------
 
@@ -99,7 +123,7 @@ class RunCallback(TrainerCallback):
     # -- Trainer hooks ------------------------------------------------------
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._t0 = time.monotonic()
+        self._t0 = self._mark = time.monotonic()
         self._step0 = state.global_step
         self._last_log = (self._t0, self.tokens.trained)
         self.update_status(max_steps=state.max_steps, step=state.global_step)
@@ -109,7 +133,13 @@ class RunCallback(TrainerCallback):
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             self.checkpoint_bytes = trainable * 4 * 3
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_began = time.monotonic()
+        return control
+
     def on_step_end(self, args, state, control, **kwargs):
+        self._mark = time.monotonic()
+        self.time.steps_s += self._mark - self._step_began
         self.update_status(step=state.global_step, epoch=round(state.epoch or 0.0, 4))
         requests: list[str] = list(self.control_reader.poll()) if self.is_main else []
         if self.stop_signal.is_set():
@@ -187,6 +217,19 @@ class RunCallback(TrainerCallback):
         }
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.time.validation_s += self._since_mark()
+        try:
+            return self._evaluated(state, control, metrics, kwargs)
+        finally:
+            self._mark = time.monotonic()  # a kept adapter counts on its own
+
+    def _since_mark(self) -> float:
+        """Seconds since the end of the last step (or of the last timed piece after it)."""
+        now = time.monotonic()
+        spent, self._mark = now - self._mark, now
+        return spent
+
+    def _evaluated(self, state, control, metrics, kwargs):
         val_loss = (metrics or {}).get("eval_loss")
         if val_loss is None:
             return control
@@ -231,8 +274,14 @@ class RunCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         """keep_adapter = "last": the final weights, unless the last evaluation saved them,
         training failed (NaN weights are never kept) or the run is pausing (a full disk
-        pauses it too; it resumes from its checkpoint)."""
-        model = kwargs.get("model")
+        pauses it too; it resumes from its checkpoint). Then: where the time went."""
+        try:
+            return self._keep_last(state, control, kwargs.get("model"))
+        finally:
+            self.time.total_s = time.monotonic() - self._t0
+            self.events.emit("timing", step=state.global_step, **self.time.rounded())
+
+    def _keep_last(self, state, control, model):
         if self.keep_adapter != "last" or self.failure is not None or model is None:
             return control
         if self.exit_state == "paused":
@@ -243,6 +292,13 @@ class RunCallback(TrainerCallback):
 
     def _save_adapter(self, model: Any, step: int) -> None:
         """Keep this adapter in adapter/, swapped in whole (temp dir, then rename)."""
+        began = time.monotonic()
+        try:
+            self._write_adapter(model, step)
+        finally:
+            self.time.adapter_s += time.monotonic() - began
+
+    def _write_adapter(self, model: Any, step: int) -> None:
         state = self.gather_state(model) if self.gather_state else None  # all ranks gather
         self.kept_step = step
         if not self.is_main:
@@ -255,11 +311,12 @@ class RunCallback(TrainerCallback):
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():
             os.replace(target, old)
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
         self.events.emit("kept", step=step, rule=self.keep_adapter)
 
     def on_save(self, args, state, control, **kwargs):
+        self.time.checkpoint_s += self._since_mark()
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if self.is_main and path.is_dir():
             checkpoints.mark_complete(path, state.global_step)
@@ -303,16 +360,25 @@ def _agree_across_ranks(local: list[str]) -> list[str]:
 
 
 def _memory_bytes() -> int | None:
-    """Peak accelerator memory on CUDA, else the process's resident set size."""
+    """Peak memory of the run so far: CUDA's peak allocation on a GPU, else the process's
+    peak resident set (both peaks, so the Train step's figure means the same on each)."""
     try:
         import torch
 
         if torch.cuda.is_available():
             return int(torch.cuda.max_memory_allocated())
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        return peak_rss_bytes()
+    except (OSError, ValueError):
         return None
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size (ru_maxrss: kibibytes on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
 def _loss_text(loss: float | None) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.layout import DATA_DIR
-from engine.model.tokenization import IGNORE_INDEX, tokenize_conversation
+from engine.model.batching import right_padded
+from engine.model.tokenization import tokenize_conversation
 
 
 class ChatDataset:
@@ -36,17 +37,8 @@ class PaddingCollator:
         self.pad_id = pad_id
 
     def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(item["input_ids"]) for item in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, item in enumerate(batch):
-            n = len(item["input_ids"])
-            ids[row, :n] = torch.tensor(item["input_ids"])
-            labels[row, :n] = torch.tensor(item["labels"])
-            mask[row, :n] = 1
+        rows = [(item["input_ids"], item["labels"]) for item in batch]
+        ids, labels, mask = right_padded(rows, self.pad_id)
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 

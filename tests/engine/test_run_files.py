@@ -143,3 +143,61 @@ def test_run_references_cannot_escape_the_runs_folder(tunedeck_home: Path) -> No
     inside.mkdir(parents=True)
     assert find_run("20260101-000000") == inside
     assert find_run(str(inside)) == inside
+
+
+def test_a_checkpoint_whose_offsets_do_not_match_its_tensors_is_not_valid(tmp_path: Path) -> None:
+    # The header says 4 floats (16 bytes) but its offsets give the tensor 24: safetensors'
+    # own parser refuses it, where a length check alone would have accepted it.
+    path = tmp_path / "checkpoint-10"
+    path.mkdir()
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 24]}}).encode()
+    (path / "adapter_model.safetensors").write_bytes(
+        len(header).to_bytes(8, "little") + header + b"\0" * 24
+    )
+    checkpoints.mark_complete(path, 10)
+    assert not checkpoints.safetensors_readable(path / "adapter_model.safetensors")
+    assert checkpoints.latest_valid(tmp_path) is None
+
+
+def test_an_atomic_write_flushes_the_folder_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.core import files
+
+    flushed: list[tuple[Path, bool]] = []
+    target = tmp_path / "status.json"
+
+    def record(path: Path) -> None:
+        flushed.append((path, target.exists()))
+
+    monkeypatch.setattr(files, "fsync_path", record)
+    files.write_text_atomic(target, "{}\n")
+    assert target.read_text() == "{}\n"
+    assert flushed == [(tmp_path, True)]  # the folder, once the new name is in it
+
+
+def test_a_durable_replace_flushes_the_file_then_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.core import files
+
+    flushed: list[Path] = []
+    monkeypatch.setattr(files, "fsync_path", flushed.append)
+    tmp, target = tmp_path / ".out.tmp", tmp_path / "out.jsonl"
+    tmp.write_text("x\n")
+    files.replace_durably(tmp, target)
+    assert target.read_text() == "x\n" and not tmp.exists()
+    assert flushed == [tmp, tmp_path]
+
+
+def test_cpu_memory_is_the_peak_resident_set() -> None:
+    from engine.train.callback import _memory_bytes, peak_rss_bytes
+
+    with open("/proc/self/statm") as handle:
+        current = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    grown = bytearray(64 << 20)  # raise the peak by 64 MiB, then let it go
+    grown[::4096] = b"\1" * len(grown[::4096])
+    peak = peak_rss_bytes()
+    del grown
+    assert peak >= current + (60 << 20)
+    assert _memory_bytes() >= peak  # the peak stays after the memory is freed

@@ -301,10 +301,24 @@ def format_event(event: dict[str, Any]) -> str | None:
         return f"  best so far: val_loss {_num(event.get('val_loss'))} at step {event.get('step')}"
     if kind == "kept" and event.get("rule") == "last":
         return f"  adapter/ now holds step {event.get('step')} (keep_adapter = last)"
+    if kind == "timing":
+        return format_timing(event)
     if kind in ("warning", "early_stop", "resume", "runtime", "control"):
         fields = {k: v for k, v in event.items() if k not in ("type", "time")}
         return f"[{kind}] " + " ".join(f"{k}={v}" for k, v in fields.items())
     return None
+
+
+def format_timing(event: dict[str, Any]) -> str | None:
+    """Where the training time went: steps against validation, checkpoints, kept adapters."""
+    total = event.get("total_s")
+    if not isinstance(total, int | float) or total <= 0:
+        return None
+    parts = [("validation", "validation_s"), ("checkpoints", "checkpoint_s"),
+             ("kept adapter", "adapter_s")]  # fmt: skip
+    shares = [f"{name} {100 * (event.get(key) or 0) / total:.0f} %" for name, key in parts]
+    steps = 100 * (event.get("steps_s") or 0) / total
+    return f"[time] {_duration(total)}: {steps:.0f} % in optimizer steps; " + ", ".join(shares)
 
 
 def format_recipe(choices: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""The numbers of a run at a glance: state, progress, losses, learning rate, speed, memory.
+"""The numbers of a run at a glance: state, progress, losses, learning rate, speed, peak memory.
 
 `numbers` is the one reactive fed by the screen; the progress bar is bound to the derived
 `step` / `total` reactives (`data_bind`), and the labels are derived in `watch_numbers`.
@@ -67,7 +67,7 @@ def numbers_text(n: RunNumbers) -> str:
             f"lr        {lr}",
             f"tokens/s  {speed}",
             f"eta       {_duration(n.eta_s)}",
-            f"memory    {_size(n.memory)}",
+            f"peak mem  {_size(n.memory)}",
         ]
     )
 

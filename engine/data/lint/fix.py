@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core.files import replace_durably
 from engine.data.formats import DatasetError, Record, iter_records
 from engine.data.near_duplicates import exact_key
 from engine.data.pool import is_pool_file, pool_findings, read_pool
@@ -75,7 +76,7 @@ def write_cleaned_copy(
                     continue
                 handle.write(_line_of(record, normalised) + "\n")
                 kept += 1
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     except OSError as exc:
         raise DatasetError(
             f"cannot write {target}: {exc.strerror or exc}",
@@ -116,7 +117,7 @@ def _cleaned_pool(source: Path, target: Path) -> FixResult:
     try:
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     except OSError as exc:
         raise DatasetError(f"cannot write {target}: {exc.strerror or exc}",
                            hint="check the directory exists and is writable") from exc  # fmt: skip
