@@ -21,12 +21,17 @@ twice more (the test took ~3.7 min before, ~2.4 min after, on 2 cores).
 Required:
 - f16: the merged model's own logits (max gap <= F16_LOGIT_TOLERANCE, float rounding of
   the same weights) and exactly its greedy answers;
-- q8_0: >= 90 % identical greedy tokens;
 - q4_0: >= Q4_AGREEMENT (4-bit blocks move a 135M model's many near-ties).
+
+q8_0 goes through the same writer with a finer quantiser; tests/integration/
+test_gguf_export.py holds it to the merged model's logits and >= 90 % greedy tokens on the
+tiny model, and the Modelfile test below exports it from this run. Reading it back here as
+well cost ~30 s of the suite and told nothing the tiny model does not.
 
 Seen here: f16 identical answers and a logit gap of 0 (the same weights); on the default
 flow's real run (tickets, 3 epochs) 14 of 14 validation answers identical. Greedy tokens on
-this test's 2-step run, 5 prompts: q8_0 0.99, q4_0 0.76.
+this test's 2-step run (5 prompts x 32 tokens): q8_0 0.99, q4_0 0.76; (4 x 24): see the
+printed line.
 """
 
 from __future__ import annotations
@@ -47,11 +52,10 @@ from tests.integration.test_training import SAMPLE, wait_for_state
 
 pytestmark = pytest.mark.slow
 
-NEW_TOKENS = 32
-MAX_PROMPTS = 5
+NEW_TOKENS = 24
+MAX_PROMPTS = 4
 F16_LOGIT_TOLERANCE = 1e-3
 """On logits of magnitude ~20: the same float16 weights, read by two loaders."""
-Q8_AGREEMENT = 0.9
 Q4_AGREEMENT = 0.6
 
 
@@ -110,7 +114,7 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
     return sum(same) / len(same)
 
 
-def test_f16_q8_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, monkeypatch) -> None:
+def test_f16_and_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, monkeypatch) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     monkeypatch.setenv("TUNEDECK_HOME", str(tuned_run.parent.parent))
@@ -120,7 +124,7 @@ def test_f16_q8_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, mon
     prompts = val_prompts(tuned_run, tokenizer)
     expected = answers(reference, prompts)
     measured, gap = {}, None
-    for quant in ("f16", "q8_0", "q4_0"):
+    for quant in ("f16", "q4_0"):
         result = export_run(tuned_run, tmp_path / quant, kind="gguf", quant=quant)
         path = result.out / f"model-{quant}.gguf"
         header = read_header(path)
@@ -147,7 +151,6 @@ def test_f16_q8_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, mon
     print(f"greedy tokens: {measured}; f16 logit gap {gap}")
     assert measured["f16"] == 1.0, measured
     assert gap is not None and gap <= F16_LOGIT_TOLERANCE, gap
-    assert measured["q8_0"] >= Q8_AGREEMENT, measured
     assert measured["q4_0"] >= Q4_AGREEMENT, measured
 
 
@@ -170,6 +173,8 @@ def test_modelfile_and_adapter_gguf_of_the_default_model(tuned_run, tmp_path, mo
 
     monkeypatch.setenv("TUNEDECK_HOME", str(tuned_run.parent.parent))
     result = export_run(tuned_run, tmp_path / "q8", kind="gguf", quant="q8_0")
+    header = read_header(result.out / "model-q8_0.gguf")
+    assert len(header.tensors) == 30 * 9 + 2 and header.fields["general.file_type"] == 7
     modelfile = (result.out / "Modelfile").read_text()
     system = json.loads(SAMPLE.read_text().splitlines()[0])["messages"][0]["content"]
     assert f'SYSTEM """{system}"""' in modelfile and "PARAMETER num_ctx 512" in modelfile
