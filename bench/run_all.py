@@ -36,6 +36,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "eval_generation": ([], ["--max-examples", "4"]),
     "lint_scale": (["--sizes", "10000", "100000"], ["--sizes", "2000", "20000"]),
     "train_throughput": (["--steps", "4"], ["--steps", "3", "--sides", "tunedeck,trl_defaults"]),
+    "time_split": ([], ["--examples", "16"]),
     "outcome": ([], ["--quick", "--only", "tickets"]),
     "loop": ([], ["--quick", "--only", "tickets"]),
     "gguf_export": ([], ["--quants", "q8_0"]),

@@ -302,21 +302,6 @@ def _cpu_warnings(cfg: TrainConfig) -> list[str]:
     return out
 
 
-def suggest_intervals(cfg: TrainConfig, n_sequences: int, evaluations: int = 8) -> dict[str, int]:
-    """eval / save / logging steps giving about `evaluations` validation points in the run.
-
-    The defaults (evaluate every 20 steps) suit datasets of a few thousand examples; a
-    small dataset would see no validation loss before the end. Apply the result with
-    `with_overrides(cfg, **suggest_intervals(cfg, n))`.
-
-    Args:
-        n_sequences: training sequences per epoch (examples, or packed sequences).
-    """
-    _per_epoch, total = optimizer_steps(cfg, max(n_sequences, 1))
-    every = max(1, total // max(evaluations, 1))
-    return {"eval_steps": every, "save_steps": every, "logging_steps": max(1, every // 4)}
-
-
 def suggest_max_seq_len(
     token_lengths: Sequence[int], max_position_embeddings: int | None = None
 ) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 import tomli_w
 
-from engine.config.advice import config_warnings, suggest_intervals, suggest_max_seq_len
+from engine.config.advice import config_warnings, suggest_max_seq_len
 from engine.config.fields import ConfigError, field_docs, field_types, suggest
 from engine.config.schema import (
     Bf16Mode,
@@ -58,7 +58,6 @@ __all__ = [
     "load_config",
     "parse_assignment",
     "save_config",
-    "suggest_intervals",
     "suggest_max_seq_len",
     "to_dict",
     "with_overrides",

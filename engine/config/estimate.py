@@ -129,7 +129,15 @@ class RunEstimate:
     flops_per_s: float
     """Assumed throughput of one device."""
     seconds: float | None
-    """Estimated wall time of training and evaluation."""
+    """Estimated wall time of training, validation and checkpoints."""
+    validation_seconds: float | None = None
+    """Of `seconds`: the validation passes (None: no validation set or unknown model)."""
+    checkpoint_seconds: float | None = None
+    """Of `seconds`: writing checkpoints (adapter + optimizer state) and kept adapters."""
+    evaluations: int = 0
+    """Validation passes in the run (the last step's included)."""
+    checkpoints: int = 0
+    """Checkpoints written in the run (the last step's included)."""
     notes: tuple[str, ...] = ()
     """Assumptions and gaps worth telling the user."""
     advice: tuple[str, ...] = ()
@@ -257,11 +265,16 @@ def estimate_run(
     trainable, unmatched = lora_params(shape, cfg.lora.r, cfg.lora.target_modules)
     memory = estimate_memory(cfg, shape, work.peak_len, device)
     flops = train_tokens * _train_flops_per_token(cfg, shape, trainable, work.context)
-    if n_val_examples:
-        evaluations = total_steps // cfg.eval_steps + 1
-        val_tokens = evaluations * n_val_examples * work.tokens_per_example
-        flops += val_tokens * (2 * shape.matmul_params + _attention_flops(shape, work.context))
     parallel = cfg.num_processes if device == "cuda" else 1  # CPU processes share cores
+    evaluations, val_seconds = 0, None
+    if n_val_examples:
+        evaluations = validation_passes(cfg, total_steps)
+        val_tokens = evaluations * n_val_examples * work.tokens_per_example
+        val_flops = val_tokens * (2 * shape.matmul_params + _attention_flops(shape, work.context))
+        val_seconds = val_flops / (throughput * parallel * VALIDATION_SPEEDUP[device])
+    saves = checkpoint_count(cfg, total_steps)
+    save_seconds = saves * seconds_per_checkpoint(trainable)
+    save_seconds += evaluations * seconds_per_kept_adapter(trainable)  # at most one each
     fits = None if free_gpu_bytes is None else memory.total <= FIT_MARGIN * free_gpu_bytes
     advice = (
         () if fits in (None, True) else _advice(cfg, shape, work.peak_len, device, free_gpu_bytes)
@@ -272,11 +285,50 @@ def estimate_run(
         memory=memory,
         fits=fits,
         flops=flops,
-        seconds=flops / (throughput * parallel),
+        seconds=flops / (throughput * parallel) + (val_seconds or 0.0) + save_seconds,
+        validation_seconds=val_seconds,
+        checkpoint_seconds=save_seconds,
+        evaluations=evaluations,
+        checkpoints=saves,
         notes=_notes(cfg, shape, unmatched, device, p99_tokens, work.peak_len),
         advice=advice,
         **common,
     )
+
+
+VALIDATION_SPEEDUP = {"cpu": 3.5, "cuda": 1.25}
+"""How much faster than training a validation pass runs per FLOP (no_grad, no optimizer,
+whole batches). CPU, measured on the tickets' default flow here: 0.7 s a validation
+example against 5 s a 4-example training step, 7x per token for 2x the FLOPs. CUDA: a
+typical training MFU (~40 %) against a forward pass's (~50 %)."""
+DISK_BYTES_PER_S = 200e6
+"""Assumed write rate of a checkpoint, fsync included (a plain SSD; network disks are slower)."""
+SAVE_OVERHEAD_S = 0.3
+"""Fixed cost of one save: safetensors headers, the optimizer's state dict, the RNG states."""
+
+
+def validation_passes(cfg: TrainConfig, total_steps: int) -> int:
+    """Validation passes in a run of `total_steps`: before the first step, every eval_steps,
+    and at the last step (the Trainer adds it when it is not a multiple)."""
+    every = max(cfg.eval_steps, 1)
+    return 1 + total_steps // every + (1 if total_steps % every else 0)
+
+
+def checkpoint_count(cfg: TrainConfig, total_steps: int) -> int:
+    """Checkpoints of a run of `total_steps`: every save_steps, and at the end (the Trainer
+    always saves the last step)."""
+    every = max(cfg.save_steps, 1)
+    return total_steps // every + (1 if total_steps % every else 0)
+
+
+def seconds_per_checkpoint(trainable_params: int) -> float:
+    """One checkpoint: the adapter and AdamW's two moments in fp32, written and fsynced."""
+    return SAVE_OVERHEAD_S + trainable_params * 4 * 3 / DISK_BYTES_PER_S
+
+
+def seconds_per_kept_adapter(trainable_params: int) -> float:
+    """One kept adapter (adapter/, at a better validation loss): the fp32 weights alone."""
+    return SAVE_OVERHEAD_S / 3 + trainable_params * 4 / DISK_BYTES_PER_S
 
 
 @dataclass(frozen=True)
@@ -411,9 +463,23 @@ def format_estimate(est: RunEstimate) -> list[str]:
             f"Time: about {_duration(est.seconds)} (estimate at an assumed "
             f"{est.flops_per_s / 1e9:,.0f} GFLOP/s)"
         )
+        lines.append(_overhead_line(est, est.seconds))
     lines += [f"If it does not fit - {a}" for a in est.advice]
     lines += [f"Note: {n}" for n in est.notes]
     return lines
+
+
+def _overhead_line(est: RunEstimate, total: float) -> str:
+    """What validation and checkpoints cost of the run's time."""
+    share = 100 / max(total, 1e-9)
+    parts = []
+    if est.validation_seconds is not None:
+        parts.append(f"{est.evaluations} validations ~{_duration(est.validation_seconds)} "
+                     f"({share * est.validation_seconds:.0f} %)")  # fmt: skip
+    if est.checkpoint_seconds is not None:
+        parts.append(f"{est.checkpoints} checkpoints ~{_duration(est.checkpoint_seconds)} "
+                     f"({share * est.checkpoint_seconds:.0f} %)")  # fmt: skip
+    return "Of which: " + ", ".join(parts)
 
 
 def _nvidia_smi_first_gpu(field: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.config.advice import optimizer_steps
 from engine.config.build import TrainConfig
-from engine.config.estimate import Device, estimate_run, format_estimate
+from engine.config.estimate import Device, estimate_run, format_estimate, validation_passes
 from engine.config.recipe import CHARS_PER_TOKEN
 from engine.data.formats import Example
 from engine.data.token_lengths import percentile
@@ -109,7 +109,7 @@ def estimate_lines(
         )
         lines += format_estimate(est)
         total = est.total_steps
-    points = total // cfg.eval_steps + 1
+    points = validation_passes(cfg, total)
     lines.append(f"Validation loss every {cfg.eval_steps} steps: {points} points")
     over = tokens.longer_than(cfg.max_seq_len)
     if over:

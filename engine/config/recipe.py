@@ -27,7 +27,10 @@ The rules, and what grounds them:
 - Method on a GPU: LoRA (16-bit base) when the run fits in the GPU's free memory with room,
   QLoRA (4-bit base) when it does not. On a CPU: LoRA (4-bit weights are dequantised at
   every matmul there, which is slower).
-- Intervals: about 8 validation points in the run (`suggest_intervals`).
+- Intervals: about 8 validation points in the run, fewer when they would take over 12 %
+  of its time; a checkpoint to resume from about every 10 minutes of training, at a
+  multiple of the validation interval, within 3 % of the run's time (the kept adapter is
+  saved at each better validation on its own, and the last step always saves).
 - Which adapter to keep: for answers that carry a class label (`engine.data.labels`), the
   last one, after the cosine schedule has brought the learning rate to ~0, and no early
   stopping (the run keeps the last adapter, so it runs its planned steps; the overfitting
@@ -57,8 +60,8 @@ from engine.config.advice import (
     recommended_lr,
     recommended_micro_batch,
 )
-from engine.config.build import TrainConfig, suggest_intervals, with_overrides
-from engine.config.estimate import detect_device, estimate_run
+from engine.config.build import TrainConfig, with_overrides
+from engine.config.estimate import detect_device, estimate_run, seconds_per_checkpoint
 from engine.core.errors import TunedeckError
 from engine.data.formats import Example
 from engine.data.primary import decide_for_examples
@@ -100,6 +103,8 @@ class RecipeInputs:
     device: Device = "cpu"
     free_gpu_bytes: int | None = None
     """Free memory of one GPU, when training on CUDA."""
+    n_val: int | None = None
+    """Validation examples (None: not split yet; about an eighth of n_train is assumed)."""
     label_key: str | None = None
     """The answers' class label (`decide_for_examples`): its JSON key, "" for the whole
     answer; None when they carry none."""
@@ -153,9 +158,8 @@ def choose_recipe(cfg: TrainConfig, inputs: RecipeInputs, keep: Collection[str] 
     if cfg.max_steps is None:
         per_epoch, _ = optimizer_steps(cfg, max(inputs.n_train, 1))
         choose("epochs", *recommended_epochs(per_epoch))
-    intervals = suggest_intervals(cfg, max(inputs.n_train, 1))
-    for name, value in intervals.items():
-        choose(name, value, _interval_reason(name, value))
+    for name, value, reason in _intervals(cfg, inputs):
+        choose(name, value, reason)
     for name, value, reason in _kept_adapter(inputs.label_key):
         choose(name, value, reason)
     return Recipe(cfg, tuple(choices))
@@ -227,10 +231,82 @@ def _choose_method(cfg: TrainConfig, inputs: RecipeInputs) -> tuple[str, str] | 
     return "qlora", f"LoRA would need {gib:.1f} GiB of {free:.0f} GiB free: 4-bit base (QLoRA)"
 
 
-def _interval_reason(name: str, value: int) -> str:
-    if name == "logging_steps":
-        return "about 4 training-loss points between validations"
-    return f"about 8 validation points over the run (every {value} steps)"
+VALIDATION_POINTS = 8
+"""Validation losses a run shows: enough to see the curve turn, few enough to stay cheap."""
+VALIDATION_SHARE = 0.12
+"""The most of a run's time the recipe lets validation take (fewer points beyond it)."""
+CHECKPOINT_SHARE = 0.03
+"""The most of a run's time the recipe lets checkpoints take: with validation, at most
+~15 % of the run is spent outside optimizer steps."""
+CHECKPOINT_EVERY_S = 600.0
+"""Training time between checkpoints: a crash or kill -9 loses at most about this much."""
+UNKNOWN_COST_EVALS_PER_CHECKPOINT = 4
+"""Without a time estimate (model unknown): a checkpoint every 4th validation."""
+
+
+def _intervals(cfg: TrainConfig, inputs: RecipeInputs) -> list[tuple[str, int, str]]:
+    """eval_steps, save_steps and logging_steps, each with its reason.
+
+    About VALIDATION_POINTS validations, fewer when they would take more than
+    VALIDATION_SHARE of the run; a checkpoint (for resume) at a multiple of eval_steps,
+    about every CHECKPOINT_EVERY_S of training but within CHECKPOINT_SHARE of the run.
+    The kept adapter needs no checkpoint: it is saved on its own at each better validation,
+    and the Trainer always saves the last step.
+    """
+    _per_epoch, total = optimizer_steps(cfg, max(inputs.n_train, 1))
+    costs = _run_costs(cfg, inputs, total)
+    points, eval_why = VALIDATION_POINTS, f"about {VALIDATION_POINTS} validation points"
+    if costs is not None:
+        train_s, per_validation, _per_save = costs
+        while points > 2 and points * per_validation > VALIDATION_SHARE * train_s:
+            points -= 1
+        if points < VALIDATION_POINTS:
+            eval_why = (f"{points} validation points: more would take over "
+                        f"{VALIDATION_SHARE:.0%} of the run's time")  # fmt: skip
+    every = max(1, total // points)
+    evals = max(total // every, 1)
+    if costs is None:
+        k = UNKNOWN_COST_EVALS_PER_CHECKPOINT
+        save_why = f"every {UNKNOWN_COST_EVALS_PER_CHECKPOINT}th validation (run time unknown)"
+    else:
+        train_s, _per_validation, per_save = costs
+        step_s = train_s / max(total, 1)
+        k = max(1, int(CHECKPOINT_EVERY_S // max(step_s * every, 1e-9)))
+        while k < evals and (evals // k + 1) * per_save > CHECKPOINT_SHARE * train_s:
+            k += 1
+        minutes = step_s * every * k / 60
+        save_why = f"about every {minutes:.0f} min of training" if minutes >= 1 else (
+            f"about every {step_s * every * k:.0f} s of training")  # fmt: skip
+    save = min(every * k, max(total, 1))
+    if save >= total:
+        save_reason = "the last step only: the run is short (the kept adapter is saved on its own)"
+    else:
+        save_reason = f"a checkpoint to resume from {save_why}; the last step always saves"
+    return [
+        ("eval_steps", every, f"{eval_why} over the run (every {every} steps)"),
+        ("save_steps", save, save_reason),
+        ("logging_steps", max(1, every // 4), "about 4 training-loss points between validations"),
+    ]
+
+
+def _run_costs(
+    cfg: TrainConfig, inputs: RecipeInputs, total: int
+) -> tuple[float, float, float] | None:
+    """(seconds of training steps, seconds per validation, seconds per checkpoint) as the
+    estimate sees them; None when the model is unknown."""
+    if inputs.model_config is None:
+        return None
+    n_val = inputs.n_val if inputs.n_val is not None else max(1, round(inputs.n_train / 8))
+    mean = float(inputs.p95_tokens or 512) / 2
+    probe = with_overrides(cfg, eval_steps=1, save_steps=max(total, 1))
+    est = estimate_run(probe, dict(inputs.model_config), inputs.n_train, mean,
+                       inputs.p95_tokens, inputs.device, n_val_examples=n_val)  # fmt: skip
+    if est.seconds is None or est.trainable_params is None:
+        return None
+    validation = est.validation_seconds or 0.0
+    train_s = est.seconds - validation - (est.checkpoint_seconds or 0.0)
+    per_validation = validation / max(est.evaluations, 1)
+    return train_s, per_validation, seconds_per_checkpoint(est.trainable_params)
 
 
 # ---------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from engine.config.build import (
     load_config,
     parse_assignment,
     save_config,
-    suggest_intervals,
     suggest_max_seq_len,
     to_dict,
     with_overrides,
@@ -407,21 +406,6 @@ def test_warnings_stay_quiet_for_sane_settings() -> None:
     assert not _warned(
         with_overrides(cfg, save_steps=30, early_stopping_patience=None), "multiple of eval_steps"
     )
-
-
-def test_suggest_intervals_gives_validation_points_on_small_data() -> None:
-    cfg = TrainConfig()  # 124 examples / 16 a step -> 8 steps an epoch, 16 in all
-    assert _warned(cfg, "no validation loss until the end", n_examples=124)
-    intervals = suggest_intervals(cfg, 124)
-    assert intervals == {"eval_steps": 2, "save_steps": 2, "logging_steps": 1}
-    left = config_warnings(with_overrides(cfg, **intervals), n_examples=124)
-    # the fixed old recipe is still too coarse for 124 examples (engine.config.recipe sizes it)
-    assert [w.split(":")[0] for w in left] == [
-        "an optimizer step takes 16 of 124 examples",
-        "the run takes only 16 optimizer steps",
-    ]
-    big = suggest_intervals(cfg, 20_000)  # 1250 steps an epoch, 2500 in all
-    assert big == {"eval_steps": 312, "save_steps": 312, "logging_steps": 78}
 
 
 def test_suggest_max_seq_len() -> None:

@@ -64,7 +64,7 @@ def test_without_the_models_config_only_steps_and_points_are_said() -> None:
         "Steps: 25 in total",  # 100 examples / (2 x 2)
         "Memory and time need HuggingFaceTB/SmolLM2-135M-Instruct's config.json, which "
         "appears when the model is first used or prepared (m: Models, p: prepare)",
-        "Validation loss every 10 steps: 3 points",
+        "Validation loss every 10 steps: 4 points",  # before step 1, at 10, 20 and 25
         "1 example(s) longer than max_seq_len are truncated",
     ]
 
@@ -85,10 +85,15 @@ def test_with_the_models_config_the_lines_are_the_engines_estimate() -> None:
         cfg, SMOLLM2_135M_CONFIG, 400, 120.0, 300, "cuda", 8 * 2**30,
         n_val_examples=40, flops_per_s=80e9,
     )  # fmt: skip
-    points = est.total_steps // 5 + 1
+    points = 1 + est.total_steps // 5 + (1 if est.total_steps % 5 else 0)
     assert lines == [
         ESTIMATE_TITLE,
         *format_estimate(est),
         f"Validation loss every 5 steps: {points} points",
     ]
     assert any(line.startswith("Peak memory: about") and "fits in" in line for line in lines)
+    cost = next(line for line in lines if line.startswith("Of which: "))
+    assert f"{points} validations ~" in cost and f"{est.checkpoints} checkpoints ~" in cost
+    assert est.checkpoints == est.total_steps // cfg.save_steps + (
+        1 if est.total_steps % cfg.save_steps else 0
+    )

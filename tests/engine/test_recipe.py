@@ -149,3 +149,53 @@ def test_label_answers_keep_the_last_adapter_and_run_their_planned_steps() -> No
         keep={"keep_adapter", "early_stopping_patience"},
     ).config
     assert (kept.keep_adapter, kept.early_stopping_patience) == ("best", 5)  # the user's wins
+
+
+def _steps(cfg: TrainConfig, n_train: int) -> int:
+    return optimizer_steps(cfg, n_train)[1]
+
+
+def test_a_short_run_validates_8_times_and_checkpoints_only_at_its_last_step() -> None:
+    # 28 examples (the 32-example flow after its split): it used to validate and save a
+    # checkpoint every few steps; the kept adapter is saved on its own at each better
+    # validation, and the Trainer always saves the last step, enough to resume a short run.
+    inputs = RecipeInputs(n_train=28, p95_tokens=200, model_config=SMOLLM2_135M_CONFIG, n_val=4)
+    recipe = choose_recipe(TrainConfig(), inputs)
+    cfg, reasons = recipe.config, recipe.reasons()
+    total = _steps(cfg, 28)
+    assert 7 <= total // cfg.eval_steps <= 9
+    assert cfg.save_steps == total
+    assert "the last step only" in reasons["save_steps"]
+    assert reasons["eval_steps"].startswith("about 8 validation points")
+
+
+def test_a_long_run_checkpoints_every_few_minutes_at_a_multiple_of_eval_steps() -> None:
+    inputs = RecipeInputs(n_train=20_000, p95_tokens=200, model_config=SMOLLM2_135M_CONFIG)
+    cfg = choose_recipe(TrainConfig(), inputs).config  # hours on a CPU
+    total = _steps(cfg, 20_000)
+    assert cfg.save_steps % cfg.eval_steps == 0
+    assert total // cfg.save_steps >= 2  # checkpoints to resume from along the way
+    reason = choose_recipe(TrainConfig(), inputs).reasons()["save_steps"]
+    assert reason.startswith("a checkpoint to resume from about every") and "min" in reason
+
+
+def test_validation_that_would_take_over_its_share_gets_fewer_points() -> None:
+    # One pass over 20k examples with 2.5k held out on a GPU: 8 validations would cost
+    # about a third of the run.
+    inputs = RecipeInputs(n_train=20_000, p95_tokens=512, model_config=LLAMA_8B,
+                          device="cuda", n_val=2_500)  # fmt: skip
+    recipe = choose_recipe(TrainConfig(), inputs)
+    points = _steps(recipe.config, 20_000) // recipe.config.eval_steps
+    assert 2 <= points < 8
+    assert "more would take over 12%" in recipe.reasons()["eval_steps"]
+    from engine.config.estimate import estimate_run
+
+    est = estimate_run(recipe.config, LLAMA_8B, 20_000, 256, 512, "cuda", n_val_examples=2_500)
+    assert est.seconds is not None and est.validation_seconds is not None
+    assert est.validation_seconds <= 0.13 * est.seconds
+    assert est.checkpoint_seconds is not None and est.checkpoint_seconds <= 0.03 * est.seconds
+
+
+def test_without_a_time_estimate_a_checkpoint_comes_every_4th_validation() -> None:
+    cfg = choose_recipe(TrainConfig(), RecipeInputs(n_train=124, p95_tokens=200)).config
+    assert cfg.save_steps == 4 * cfg.eval_steps

@@ -93,6 +93,12 @@ def test_run_completes_learns_and_leaves_a_loadable_adapter(tiny_model_dir, smal
     assert [e["state"] for e in events if e["type"] == "state"] == [
         "queued", "running", "completed"
     ]  # fmt: skip
+    # where the time went: steps, validation, checkpoints and kept adapters, within the whole
+    timing = next(e for e in events if e["type"] == "timing")
+    assert timing["step"] == 24 and timing["steps_s"] > 0 and timing["validation_s"] > 0
+    assert timing["checkpoint_s"] > 0 and timing["adapter_s"] > 0
+    parts = sum(timing[k] for k in ("steps_s", "validation_s", "checkpoint_s", "adapter_s"))
+    assert parts <= timing["total_s"] + 0.05
 
     probe = f"""
 import sys, torch
