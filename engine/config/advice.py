@@ -191,11 +191,6 @@ def _hyperparameter_warnings(cfg: TrainConfig) -> list[str]:
             f"lora.alpha / lora.r = {ratio:g}: the update is scaled unusually "
             "(alpha = r to 2 x r is common)"
         )
-    if cfg.early_stopping_patience is not None and cfg.save_steps % cfg.eval_steps:
-        out.append(
-            f"save_steps ({cfg.save_steps}) is not a multiple of eval_steps "
-            f"({cfg.eval_steps}): the best evaluation may have no checkpoint"
-        )
     if cfg.warmup_ratio > 0.2:
         out.append(f"warmup_ratio = {cfg.warmup_ratio:g}: a long warmup (0.03-0.1 is typical)")
     return out

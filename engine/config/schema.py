@@ -173,7 +173,8 @@ class TrainConfig:
     eval_steps: int = 20
     """Optimizer steps between validation-loss evaluations."""
     save_steps: int = 20
-    """Optimizer steps between checkpoints (a multiple of eval_steps keeps the best one)."""
+    """Optimizer steps between checkpoints to resume from (the last step always saves; the
+    kept adapter is saved on its own at each better validation)."""
     logging_steps: int = 5
     """Optimizer steps between training-loss events."""
     early_stopping_patience: int | None = 3
