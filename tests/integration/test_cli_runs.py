@@ -95,17 +95,23 @@ def test_preset_intervals_are_sized_to_the_data(tiny_model_dir: Path) -> None:
         "--set", "max_seq_len=256", "--follow",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    val_lines = [line for line in result.stdout.splitlines() if "val_loss" in line]
-    assert len(val_lines) >= 5  # step 0 and about every step after
+    val_lines = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("step ") and "val_loss" in line
+    ]
+    assert len(val_lines) == 3  # before step 1, at 4 and at 8 (below)
     assert "[data] 124 train / 14 validation examples" in result.stdout
     from engine.config.build import load_config
     from engine.runs.store import find_run
 
     run_dir = find_run(result.stdout.splitlines()[0])
     cfg = load_config(run_dir / "config.toml")
-    # validation at every one of the 8 steps; one checkpoint, at the last (a short run: the
-    # kept adapter is saved on its own at each better validation)
-    assert (cfg.eval_steps, cfg.save_steps) == (1, 8)
+    # 14 validation examples at each of 8 four-example steps would take most of the run:
+    # validation every 4 steps; one checkpoint, at the last (a short run: the kept adapter
+    # is saved on its own at each better validation)
+    assert (cfg.eval_steps, cfg.save_steps) == (4, 8)
+    assert "eval_steps = 4  (2 validation points: more would take over 12%" in result.stdout
     assert "save_steps = 8  (the last step only: the run is short" in result.stdout
     assert any(line.startswith("[time] ") and "% in optimizer steps" in line
                for line in result.stdout.splitlines())  # fmt: skip

@@ -7,8 +7,9 @@ engine.export.merge), so the f16 GGUF holds the merged model's very weights. Bot
 in fp32 here.
 
 Greedy answers, NEW_TOKENS new tokens per prompt. Two agreements with the merged model:
-- free-running (f16 only): the exported model generates its own answers, which must be the
-  merged model's, token for token;
+- free-running (f16 only): implied by a greedy-token agreement of 1.0 on the merged
+  model's own answers (each next token is the same, so each answer is), so not generated
+  a second time;
 - greedy tokens: each side's greedy choice at every position of the merged model's own
   answer (teacher-forced: one flipped near-tie does not send the rest of an answer its own
   way), which is what the quantised thresholds below are for.
@@ -109,11 +110,6 @@ def greedy_tokens(reference, model, prompts: list[list[int]], answers_: list[lis
     return same / total
 
 
-def agreement(a: list[list[int]], b: list[list[int]]) -> float:
-    same = [x == y for u, v in zip(a, b, strict=True) for x, y in zip(u, v, strict=True)]
-    return sum(same) / len(same)
-
-
 def test_f16_and_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, monkeypatch) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -134,11 +130,11 @@ def test_f16_and_q4_exports_answer_like_the_merged_model(tuned_run, tmp_path, mo
         assert (result.out / "Modelfile").is_file()
         if quant == "f16":
             # transformers' own GGUF loader, config and all: the same weights, so the
-            # same logits and the same free-running answers
+            # same logits, and the same greedy token at every position of the merged
+            # model's answers (measured below), hence the same free-running answers
             exported = AutoModelForCausalLM.from_pretrained(
                 result.out, gguf_file=path.name, dtype=torch.float32
             ).eval()
-            assert agreement(expected, answers(exported, prompts)) == 1.0
             with torch.no_grad():
                 ids = torch.tensor([prompts[0]])
                 gap = (reference(ids).logits - exported(ids).logits).abs().max().item()
