@@ -76,7 +76,7 @@ def trl_run(run_dir: Path, out: Path) -> float:
         learning_rate=cfg["learning_rate"], num_train_epochs=cfg["epochs"],
         lr_scheduler_type=cfg.get("scheduler", "cosine"), logging_steps=cfg["logging_steps"],
         save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
-        disable_tqdm=True, seed=cfg.get("seed", 0), max_length=cfg["max_seq_len"],
+        disable_tqdm=True, seed=cfg.get("seed", 0), max_length=None,  # padding-free: none cut
         padding_free=True, gradient_checkpointing=False, bf16=False,
     )  # fmt: skip
     targets = lora.get("target_modules", ["all-linear"])
@@ -106,16 +106,16 @@ def main() -> int:
         data.write_text("".join(lines), encoding="utf-8")
         run_dir, timing, wall = tunedeck_run(data, Path(tmp) / "home")
         cfg = tomllib.loads((run_dir / "config.toml").read_text())
+        total = timing["total_s"]
+        outside = 1 - timing["steps_s"] / total
+        print(f"tunedeck default flow on {args.examples} examples: {timing['step']} steps, "
+              f"eval_steps {cfg['eval_steps']}, save_steps {cfg['save_steps']}; "
+              f"command {wall:.1f} s")  # fmt: skip
+        for key in ("steps_s", "validation_s", "checkpoint_s", "adapter_s"):
+            print(f"  {key:<13} {timing[key]:7.2f} s  {100 * timing[key] / total:5.1f} %")
+        print(f"  train() total {total:7.2f} s; outside optimizer steps {100 * outside:.1f} % "
+              f"(target <= {100 * TARGET_OUTSIDE:.0f} %)", flush=True)  # fmt: skip
         peer_s = trl_run(run_dir, Path(tmp) / "trl")
-    total = timing["total_s"]
-    outside = 1 - timing["steps_s"] / total
-    print(f"tunedeck default flow on {args.examples} examples: {timing['step']} steps, "
-          f"eval_steps {cfg['eval_steps']}, save_steps {cfg['save_steps']}; "
-          f"command {wall:.1f} s")  # fmt: skip
-    for key in ("steps_s", "validation_s", "checkpoint_s", "adapter_s"):
-        print(f"  {key:<13} {timing[key]:7.2f} s  {100 * timing[key] / total:5.1f} %")
-    print(f"  train() total {total:7.2f} s; outside optimizer steps {100 * outside:.1f} % "
-          f"(target <= {100 * TARGET_OUTSIDE:.0f} %)")  # fmt: skip
     print(f"TRL SFTTrainer, same split and recipe, no validation: train() {peer_s:.2f} s; "
           f"ratio {peer_s / total:.2f}x")  # fmt: skip
     rows = [

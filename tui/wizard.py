@@ -93,6 +93,10 @@ class Wizard:
     def n_train(self) -> int | None:
         return self.split_result.train_count if self.split_result else None
 
+    @property
+    def n_val(self) -> int | None:
+        return self.split_result.val_count if self.split_result else None
+
     def data_config(self) -> DataConfig:
         """The data section as the Data and Split steps set it."""
         fmt = self.dataset.format if self.dataset else None
@@ -141,6 +145,7 @@ class Wizard:
             return {}
         inputs = RecipeInputs(
             n_train=self.n_train,
+            n_val=self.n_val,
             p95_tokens=self._p95_tokens(),
             model_config=model_config,
             device="cuda" if device == "cuda" else "cpu",

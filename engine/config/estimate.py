@@ -296,11 +296,11 @@ def estimate_run(
     )
 
 
-VALIDATION_SPEEDUP = {"cpu": 3.5, "cuda": 1.25}
-"""How much faster than training a validation pass runs per FLOP (no_grad, no optimizer,
-whole batches). CPU, measured on the tickets' default flow here: 0.7 s a validation
-example against 5 s a 4-example training step, 7x per token for 2x the FLOPs. CUDA: a
-typical training MFU (~40 %) against a forward pass's (~50 %)."""
+VALIDATION_SPEEDUP = {"cpu": 1.2, "cuda": 1.25}
+"""How much faster than training a validation pass runs per FLOP (no_grad, no optimizer).
+CPU, measured by bench/time_split.py (2-core CPU, default model, quiet): 0.56 s a
+validation example against 2.75 s a 2-example training step, 2.4x per example for 2x the
+FLOPs. CUDA: a typical training MFU (~40 %) against a forward pass's (~50 %)."""
 DISK_BYTES_PER_S = 200e6
 """Assumed write rate of a checkpoint, fsync included (a plain SSD; network disks are slower)."""
 SAVE_OVERHEAD_S = 0.3

@@ -255,14 +255,22 @@ def _intervals(cfg: TrainConfig, inputs: RecipeInputs) -> list[tuple[str, int, s
     """
     _per_epoch, total = optimizer_steps(cfg, max(inputs.n_train, 1))
     costs = _run_costs(cfg, inputs, total)
-    points, eval_why = VALIDATION_POINTS, f"about {VALIDATION_POINTS} validation points"
+    points, eval_why = (
+        VALIDATION_POINTS,
+        f"about {VALIDATION_POINTS} validation points over the run",
+    )
     if costs is not None:
         train_s, per_validation, _per_save = costs
-        while points > 2 and points * per_validation > VALIDATION_SHARE * train_s:
+
+        def passes(n: int) -> int:  # before the first step, every interval, at the end
+            every = max(1, total // n)
+            return 1 + total // every + (1 if total % every else 0)
+
+        while points > 2 and passes(points) * per_validation > VALIDATION_SHARE * train_s:
             points -= 1
         if points < VALIDATION_POINTS:
-            eval_why = (f"{points} validation points: more would take over "
-                        f"{VALIDATION_SHARE:.0%} of the run's time")  # fmt: skip
+            eval_why = (f"{points} validation points over the run: more would take over "
+                        f"{VALIDATION_SHARE:.0%} of its time")  # fmt: skip
     every = max(1, total // points)
     evals = max(total // every, 1)
     if costs is None:
@@ -283,7 +291,7 @@ def _intervals(cfg: TrainConfig, inputs: RecipeInputs) -> list[tuple[str, int, s
     else:
         save_reason = f"a checkpoint to resume from {save_why}; the last step always saves"
     return [
-        ("eval_steps", every, f"{eval_why} over the run (every {every} steps)"),
+        ("eval_steps", every, f"{eval_why} (every {every} steps)"),
         ("save_steps", save, save_reason),
         ("logging_steps", max(1, every // 4), "about 4 training-loss points between validations"),
     ]
@@ -349,11 +357,14 @@ def local_model_config(model: str, *, prepare_embedded: bool = False) -> dict[st
     return None
 
 
-def recipe_for_run(cfg: TrainConfig, train: Sequence[Example], keep: Collection[str]) -> Recipe:
-    """The recipe for a run about to be created, from its training split and this machine."""
+def recipe_for_run(
+    cfg: TrainConfig, train: Sequence[Example], keep: Collection[str], n_val: int | None = None
+) -> Recipe:
+    """The recipe for a run about to be created, from its split and this machine."""
     device, free = detect_device()
     inputs = RecipeInputs(
         n_train=len(train),
+        n_val=n_val,
         p95_tokens=approximate_p95_tokens(train),
         model_config=local_model_config(cfg.model, prepare_embedded=True),
         device=device,

@@ -34,6 +34,7 @@ from engine.core.files import fsync_tree
 from engine.core.layout import ADAPTER_DIR, CONFIG_FILE, DATA_DIR, EVENTS_FILE, MANIFEST_FILE
 from engine.export.gguf.options import DEFAULT_QUANT, Quant
 from engine.export.merge import MERGED_BYTES_PER_PARAM
+from engine.export.serve import serve_commands
 from engine.runs.report import render_report
 
 BUNDLE_DIR = "tunedeck"
@@ -65,7 +66,8 @@ class ExportResult:
     """Paths of the written files, relative to `out`."""
     bytes: int
     notes: tuple[str, ...] = ()
-    """Lines for the summary: what a GGUF read back as, the `ollama create` hint."""
+    """Lines for the summary: what a GGUF read back as, the `ollama create` hint, and the
+    command that serves the export (vLLM, llama-server)."""
 
     @property
     def merged(self) -> bool:
@@ -134,6 +136,7 @@ def export_run(
         shutil.rmtree(tmp, ignore_errors=True)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    notes += serve_commands(cfg, kind, out, files, run_dir.name)
     return ExportResult(out, kind, files, size, tuple(notes))
 
 

@@ -111,7 +111,9 @@ def test_preset_intervals_are_sized_to_the_data(tiny_model_dir: Path) -> None:
     # validation every 4 steps; one checkpoint, at the last (a short run: the kept adapter
     # is saved on its own at each better validation)
     assert (cfg.eval_steps, cfg.save_steps) == (4, 8)
-    assert "eval_steps = 4  (2 validation points: more would take over 12%" in result.stdout
+    assert "eval_steps = 4  (2 validation points over the run: more would take over 12%" in (
+        result.stdout
+    )
     assert "save_steps = 8  (the last step only: the run is short" in result.stdout
     assert any(line.startswith("[time] ") and "% in optimizer steps" in line
                for line in result.stdout.splitlines())  # fmt: skip

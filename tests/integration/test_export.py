@@ -17,6 +17,7 @@ from engine.export import exporter as export_module
 from engine.export.exporter import ExportError, export_run
 from engine.runs.store import start_run
 from tests.conftest import REPO_ROOT
+from tests.integration.serving import serve_line
 from tests.integration.test_training import SAMPLE, tiny_config, train_losses, wait_for_state
 
 MERGE_LOGIT_TOLERANCE = 1e-2
@@ -75,6 +76,11 @@ def test_adapter_export_loads_in_plain_peft(completed_run, tiny_model_dir, tmp_p
     report = (result.out / "REPORT.md").read_text()
     assert "## Loss" in report and "* train loss" in report and "validation loss" in report
     assert "## Config" in report and "## Data" in report
+    # vLLM serves the adapter on its base (the paths it names exist)
+    words = serve_line(result.notes, "vLLM: ")
+    assert words[:3] == ["vllm", "serve", str(tiny_model_dir.resolve())]
+    lora = f"tunedeck-{completed_run.name}={result.out}"
+    assert words[3:] == ["--enable-lora", "--lora-modules", lora]
 
 
 def test_merged_model_is_the_adapter_merged_at_16_bits(
@@ -88,6 +94,7 @@ def test_merged_model_is_the_adapter_merged_at_16_bits(
 
     result = export_run(completed_run, tmp_path / "merged", kind="merged")
     assert (result.out / "tokenizer.json").is_file() and (result.out / "config.json").is_file()
+    assert serve_line(result.notes, "vLLM: ") == ["vllm", "serve", str(result.out)]
     with safe_open(result.out / "model.safetensors", "pt") as handle:
         assert {handle.get_tensor(k).dtype for k in handle.keys()} == {torch.float16}  # noqa: SIM118
     merged = AutoModelForCausalLM.from_pretrained(result.out, dtype=torch.float32).eval()

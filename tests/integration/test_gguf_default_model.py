@@ -49,6 +49,7 @@ from engine.export.gguf.header import read_header
 from engine.export.gguf.vocab import CHECK_TEXT, KNOWN_PRE_TOKENIZERS
 from engine.model.resolve import DEFAULT_MODEL, EMBEDDED, find_embedded_gguf
 from engine.runs.store import start_run
+from tests.integration.serving import serve_line
 from tests.integration.test_training import SAMPLE, wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -183,6 +184,8 @@ def test_modelfile_and_adapter_gguf_of_the_default_model(tuned_run, tmp_path, mo
     base_gguf = find_embedded_gguf(EMBEDDED[DEFAULT_MODEL])
     lora_modelfile = (lora.out / "Modelfile").read_text()
     assert f"FROM {base_gguf}\nADAPTER ./lora-adapter-f16.gguf" in lora_modelfile
+    words = serve_line(lora.notes, "llama.cpp: llama-server ")
+    assert words == ["-m", str(base_gguf), "--lora", str(lora.out / "lora-adapter-f16.gguf")]
 
     # llama.cpp's own recognition (sha256 of the test text's ids) agrees with the source GGUF
     from engine.model.resolve import resolve_model

@@ -32,6 +32,7 @@ from engine.export.gguf import writer as gguf_export
 from engine.export.gguf.tensors import UnsupportedModelError, permute_rotary
 from engine.runs.store import create_run
 from tests.conftest import REPO_ROOT
+from tests.integration.serving import serve_line
 from tests.integration.test_training import SAMPLE
 
 PROMPTS = ([1, 5, 9], [1, 77, 3, 200, 4], [1, 300, 301, 302, 303, 304], [1, 40, 41, 42])
@@ -181,7 +182,9 @@ def test_the_modelfile_speaks_chatml_with_the_data_s_system_prompt(tiny_run, tmp
     assert "PARAMETER num_ctx 256" in modelfile  # the run's max_seq_len
     card = (result.out / "README.md").read_text()
     assert "llama-cli -m model-q8_0.gguf" in card and "ollama create" in card
-    assert "ollama create" in result.notes[-1]
+    assert any("ollama create" in note for note in result.notes)
+    words = serve_line(result.notes, "llama.cpp: llama-server ")
+    assert words == ["-m", str(result.out / "model-q8_0.gguf")]
 
 
 def test_without_a_system_prompt_the_modelfile_uses_the_template_s_default(

@@ -57,12 +57,13 @@ async def test_fields_show_values_and_explanations_and_intervals_follow_the_data
         assert helps[0] == field_help(TrainConfig, "epochs")
         assert field_help(TrainConfig, "lora.r") in helps
         # 124 training examples: the recipe's batch of 4 over 3 epochs gives 93 steps, a
-        # 135M model's LoRA rate, ~8 validation points, and one checkpoint at the end of a
-        # run the estimate puts at a few minutes
+        # 135M model's LoRA rate, 6 validation points (8 would take over 12 % of the run by
+        # the estimate, with 14 validation examples), and one checkpoint at the end of a run
+        # the estimate puts at a few minutes
         cfg = app.wizard.config
         assert (cfg.learning_rate, cfg.effective_batch_size, cfg.epochs) == (1.3e-3, 4, 3.0)
-        assert (cfg.eval_steps, cfg.save_steps, cfg.logging_steps) == (11, 93, 2)
-        assert form.widgets["eval_steps"].value == "11"
+        assert (cfg.eval_steps, cfg.save_steps, cfg.logging_steps) == (15, 93, 3)
+        assert form.widgets["eval_steps"].value == "15"
         assert form.widgets["learning_rate"].value == "0.0013"
         assert "auto → why" in str(form.query_one("#note-eval-steps").render())
         recipe = side(screen, "#hp-recipe")
@@ -73,7 +74,7 @@ async def test_fields_show_values_and_explanations_and_intervals_follow_the_data
         assert (cfg.keep_adapter, cfg.early_stopping_patience) == ("last", None)
         assert form.widgets["keep_adapter"].value == "last"
         assert "keep_adapter = last: the answers' 'category' is a label" in recipe
-        assert "Validation loss every 11 steps: 10 points" in side(screen, "#hp-estimate")
+        assert "Validation loss every 15 steps: 8 points" in side(screen, "#hp-estimate")
         assert "Peak memory: about" in side(screen, "#hp-estimate")
         assert "Time: about" in side(screen, "#hp-estimate")
         assert "data.source = " in side(screen, "#hp-data")

@@ -116,12 +116,12 @@ async def test_start_runs_the_wizards_config_and_follows_it(make_app) -> None:
         screen = app.screen
         assert isinstance(screen, TrainScreen)
         intro = str(screen.query_one("#train-intro", Static).render())
-        assert "124 training / 14 validation" in intro and "validation every 11 steps" in intro
+        assert "124 training / 14 validation" in intro and "validation every 15 steps" in intro
         assert "3 epoch(s), learning rate 0.0013" in intro  # the recipe's, for 124 examples
         await pilot.press("s")
         await wait_until(pilot, lambda: screen.run_dir is not None)
         (cfg,) = backend.started
-        assert cfg == app.wizard.run_config() and cfg.eval_steps == 11
+        assert cfg == app.wizard.run_config() and cfg.eval_steps == 15
         assert cfg.data.source is not None and cfg.data.source.endswith("support_tickets.jsonl")
         note = str(screen.query_one("#train-note", Static).render())
         assert "q leaves it training; back with `tunedeck attach 20250301-101501-c0ffee`" in note
