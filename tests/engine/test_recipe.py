@@ -67,8 +67,9 @@ def test_batch_and_epochs_follow_the_data(n_train: int, batch: int, epochs: floa
     assert per_epoch >= min(25, math.ceil(n_train / 2))
     if n_train >= 1_000:  # large data: no more passes than the steps need
         assert total < 2 * per_epoch + 1
-    # about 8 validation points in every run
-    assert 6 <= total // cfg.eval_steps <= 10
+    # about 8 validation points, fewer where they would take over 12 % of the run (no
+    # n_val given: an eighth of the training examples is assumed)
+    assert 2 <= total // cfg.eval_steps <= 10
 
 
 def test_learning_rate_follows_the_models_width() -> None:
