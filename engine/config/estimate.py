@@ -308,9 +308,14 @@ SAVE_OVERHEAD_S = 0.3
 
 
 def validation_passes(cfg: TrainConfig, total_steps: int) -> int:
-    """Validation passes in a run of `total_steps`: before the first step, every eval_steps,
-    and at the last step (the Trainer adds it when it is not a multiple)."""
-    every = max(cfg.eval_steps, 1)
+    """Validation passes in a run of `total_steps` (see `validation_passes_every`)."""
+    return validation_passes_every(cfg.eval_steps, total_steps)
+
+
+def validation_passes_every(eval_steps: int, total_steps: int) -> int:
+    """Validation passes of a run that validates every `eval_steps`: before the first step,
+    at each multiple, and at the last step (the Trainer adds it when it is not a multiple)."""
+    every = max(eval_steps, 1)
     return 1 + total_steps // every + (1 if total_steps % every else 0)
 
 

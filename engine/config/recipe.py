@@ -61,7 +61,12 @@ from engine.config.advice import (
     recommended_micro_batch,
 )
 from engine.config.build import TrainConfig, with_overrides
-from engine.config.estimate import detect_device, estimate_run, seconds_per_checkpoint
+from engine.config.estimate import (
+    detect_device,
+    estimate_run,
+    seconds_per_checkpoint,
+    validation_passes_every,
+)
 from engine.core.errors import TunedeckError
 from engine.data.formats import Example
 from engine.data.primary import decide_for_examples
@@ -262,9 +267,8 @@ def _intervals(cfg: TrainConfig, inputs: RecipeInputs) -> list[tuple[str, int, s
     if costs is not None:
         train_s, per_validation, _per_save = costs
 
-        def passes(n: int) -> int:  # before the first step, every interval, at the end
-            every = max(1, total // n)
-            return 1 + total // every + (1 if total % every else 0)
+        def passes(n: int) -> int:
+            return validation_passes_every(max(1, total // n), total)
 
         while points > 2 and passes(points) * per_validation > VALIDATION_SHARE * train_s:
             points -= 1

@@ -40,7 +40,7 @@ from engine.core.events import (
     read_status,
     write_status,
 )
-from engine.core.layout import CONFIG_FILE, DATA_DIR, LOG_FILE, TRAIN_FILE, VAL_FILE
+from engine.core.layout import CONFIG_FILE, DATA_DIR, LOG_FILE, TRAIN_FILE
 from engine.core.paths import runs_dir
 from engine.core.process import spawn_detached
 from engine.data.formats import load_examples
@@ -146,8 +146,7 @@ def create_run(
         split = prepare_run_data(cfg, run_dir / DATA_DIR)
         if keep is not None:
             train = load_examples(run_dir / DATA_DIR / TRAIN_FILE).examples
-            n_val = _line_count(run_dir / DATA_DIR / VAL_FILE)
-            recipe = recipe_for_run(cfg, train, keep, n_val)
+            recipe = recipe_for_run(cfg, train, keep, split.val_count)
             cfg, reasons = recipe.config, recipe.reasons()
         save_config(cfg, run_dir / CONFIG_FILE, reasons)
     except BaseException:
@@ -436,12 +435,3 @@ def follow_events(run_dir: Path, poll_s: float = 0.5) -> Iterator[dict[str, Any]
                 yield {"type": "state", "state": info.state, "time": time.time()}
             return
         time.sleep(poll_s)
-
-
-def _line_count(path: Path) -> int:
-    """Non-blank lines of a JSONL file (0 when it is missing)."""
-    try:
-        with open(path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
-    except OSError:
-        return 0

@@ -55,11 +55,6 @@ class TimeSpent:
     def rounded(self) -> dict[str, float]:
         return {name: round(value, 2) for name, value in asdict(self).items()}
 
-    @property
-    def outside_steps(self) -> float:
-        """The share of the time not spent in optimizer steps (0 when nothing ran)."""
-        return 1 - self.steps_s / self.total_s if self.total_s > 0 else 0.0
-
 
 class RunCallback(TrainerCallback):
     """Writes events/status for one run and applies its control requests."""

@@ -11,6 +11,15 @@ from typing import Any
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
+def offline_hf_home(tmp_path: Path, monkeypatch: Any) -> Path:
+    """An empty Hugging Face cache under `tmp_path`, as HF_HOME, offline."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
 def qa_rows(count: int, start: int = 0) -> list[dict[str, Any]]:
     """Question/answer rows in no format tunedeck knows (columns need mapping)."""
     return [

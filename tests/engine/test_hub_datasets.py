@@ -21,6 +21,7 @@ from tests.engine.hub_cache import (
     COMMIT,
     chat_rows,
     make_hub_dataset,
+    offline_hf_home,
     qa_rows,
     write_jsonl,
     write_parquet,
@@ -31,12 +32,8 @@ QA = "prompt=question,response=answer"
 
 @pytest.fixture
 def hf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face cache, offline (conftest sets HF_HUB_OFFLINE=1 already)."""
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return home
+    """An empty Hugging Face cache, offline."""
+    return offline_hf_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.core.layout import CONFIG_FILE, DATA_DIR, MANIFEST_FILE
-from tests.engine.hub_cache import COMMIT, make_hub_dataset, qa_rows, write_parquet
+from tests.engine.hub_cache import COMMIT, make_hub_dataset, offline_hf_home, qa_rows, write_parquet
 from tui.cli import main
 
 QA = "prompt=question,response=answer"
@@ -20,9 +20,7 @@ SHARD = "data/train-00001-of-00002.parquet"
 
 @pytest.fixture
 def qa_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    home = offline_hf_home(tmp_path, monkeypatch)
     snapshot = make_hub_dataset(home, "acme/qa")
     write_parquet(snapshot / "data/train-00000-of-00002.parquet", qa_rows(500))
     rows = qa_rows(500, 500)

@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from tests.engine.hub_cache import make_hub_dataset, qa_rows, write_parquet
+from tests.engine.hub_cache import make_hub_dataset, offline_hf_home, qa_rows, write_parquet
 from tests.tui.conftest import SIZE, settle, wait_until
 from tui.dialogs.prompt import PromptDialog
 
 
 @pytest.fixture
 def qa_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "hf"
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    home = offline_hf_home(tmp_path, monkeypatch)
     snapshot = make_hub_dataset(home, "acme/qa")
     write_parquet(snapshot / "data/train-00000-of-00001.parquet", qa_rows(300))
     return snapshot
