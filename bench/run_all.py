@@ -40,6 +40,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "outcome": ([], ["--quick", "--only", "tickets"]),
     "loop": ([], ["--quick", "--only", "tickets"]),
     "gguf_export": ([], ["--quants", "q8_0"]),
+    "llamacpp_check": ([], ["--quick", "--max-examples", "4", "--quants", "f16,q4_k_m"]),
 }
 COLUMNS = ("benchmark", "tunedeck", "peer", "peer figure", "ratio", "target", "met")
 

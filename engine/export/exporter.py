@@ -6,7 +6,8 @@ Layout of `--out DIR`, by kind:
 ```
 adapter       adapter_config.json + adapter_model.safetensors (PEFT)
 merged        a full model (config.json, *.safetensors, tokenizer, chat template)
-gguf          model-<quant>.gguf (the merged model: f16, q8_0 or q4_0) + Modelfile (Ollama)
+gguf          model-<quant>.gguf (the merged model: f16, q8_0, q4_0; q4_k_m, q5_k_m, q6_k
+              by llama.cpp's quantizer) + Modelfile (Ollama)
 gguf-adapter  lora-adapter-f16.gguf (llama.cpp --lora, Ollama ADAPTER) [+ Modelfile]
 and always    README.md (model card), REPORT.md (run report),
 DIR/tunedeck/ config.toml, manifest.json (split, source sha256), versions.json,
@@ -47,7 +48,9 @@ ExportKind = Literal["adapter", "merged", "gguf", "gguf-adapter"]
 KINDS: tuple[ExportKind, ...] = ("adapter", "merged", "gguf", "gguf-adapter")
 KIND_TITLES = {"adapter": "adapter", "merged": "merged model", "gguf": "GGUF model",
                "gguf-adapter": "GGUF LoRA adapter"}  # fmt: skip
-GGUF_BYTES_PER_PARAM = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 34 / 32}
+GGUF_BYTES_PER_PARAM = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 34 / 32,
+                        # a K-quant: tunedeck's f16 file and llama.cpp's quantised copy
+                        "q4_k_m": 2.0 + 0.62, "q5_k_m": 2.0 + 0.72, "q6_k": 2.0 + 0.82}  # fmt: skip
 """Upper bounds of the stored size (q4_0 keeps the embedding at q8_0)."""
 ProgressFn = Callable[[str, float], None]
 
@@ -96,12 +99,15 @@ def export_run(
     Args:
         kind: what to write (see the module docstring).
         progress: called with each stage and the fraction of the export done.
-        quant: storage type of a `gguf` export (f16, q8_0, q4_0).
+        quant: storage type of a `gguf` export (f16, q8_0, q4_0 by tunedeck; q4_k_m,
+            q5_k_m, q6_k by llama.cpp's quantizer, the `tunedeck[gguf]` extra).
 
     Raises:
         ExportError: no adapter yet, `out` exists, or too little disk space.
         UnsupportedModelError: a GGUF export of an architecture it does not support
             (refused before any work).
+        QuantizerError: a K-quant without llama.cpp's quantizer (refused before any
+            work), or llama.cpp refused the file.
     """
     say = progress or (lambda _stage, _fraction: None)
     adapter = run_dir / ADAPTER_DIR
@@ -117,7 +123,7 @@ def export_run(
     if kind in ("gguf", "gguf-adapter"):
         from engine.export.gguf.run import check_gguf_export
 
-        check_gguf_export(cfg)
+        check_gguf_export(cfg, quant if kind == "gguf" else None)
     if kind in ("merged", "gguf"):
         _check_space(cfg, out.parent, kind, quant)
     out.parent.mkdir(parents=True, exist_ok=True)

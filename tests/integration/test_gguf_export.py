@@ -15,6 +15,7 @@ Tolerances, on logits of magnitude ~1 (the tiny random model):
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ from gguf import GGUFReader, dequantize
 from engine.config.build import from_preset, with_overrides
 from engine.export.exporter import export_run
 from engine.export.gguf import writer as gguf_export
+from engine.export.gguf.options import quantizer_available
 from engine.export.gguf.tensors import UnsupportedModelError, permute_rotary
 from engine.runs.store import create_run
 from tests.conftest import REPO_ROOT
@@ -376,3 +378,119 @@ def test_a_mistral_style_tokenizer_is_written_as_a_sentencepiece_vocabulary(tmp_
     with torch.no_grad():
         gap = (model(ids).logits - load_gguf(tmp_path / "m.gguf")(ids).logits).abs().max().item()
     assert gap <= LOGIT_TOLERANCE["f16"]
+
+
+# ---------------------------------------------------------------------------
+# K-quants: llama.cpp's own quantizer (the optional tunedeck[gguf] extra)
+# ---------------------------------------------------------------------------
+
+
+def test_a_k_quant_without_llama_cpp_is_refused_before_any_work(
+    tiny_run, tmp_path, monkeypatch
+) -> None:
+    from engine.export.gguf import kquant
+    from engine.export.gguf.options import GGUF_EXTRA
+
+    monkeypatch.setattr(kquant, "quantizer_available", lambda: False)
+    monkeypatch.setattr("engine.export.gguf.run.merged_model", no_merge_allowed)
+    with pytest.raises(kquant.QuantizerError) as info:
+        export_run(tiny_run, tmp_path / "out", kind="gguf", quant="q4_k_m")
+    assert "q4_k_m" in info.value.message and "not installed" in info.value.message
+    assert GGUF_EXTRA in info.value.hint and "f16, q8_0 and q4_0" in info.value.hint
+    assert list(tmp_path.iterdir()) == []
+    # the types tunedeck writes itself need nothing more
+    export_run(tiny_run, tmp_path / "q4", kind="gguf-adapter")
+
+
+def no_merge_allowed(*args, **kwargs):
+    raise AssertionError("the export merged before refusing")
+
+
+class FakeQuantizeParams(ctypes.Structure):
+    _fields_ = [("nthread", ctypes.c_int32), ("ftype", ctypes.c_int)]
+
+
+class FakeLlamaCpp:
+    """Stands in for llama-cpp-python's C quantizer (not installed in CI): records what
+    tunedeck asks of it, logs like llama.cpp, and writes its input's bytes as output (or
+    fails with `code`). What llama.cpp itself makes of the file is checked where the
+    extra is installed (the test below, bench/llamacpp_check.py)."""
+
+    def __init__(self, code: int = 0) -> None:
+        import importlib.machinery
+        import types
+
+        self.code, self.calls, self.log_set = code, [], []
+        module = types.ModuleType("llama_cpp")
+        module.__spec__ = importlib.machinery.ModuleSpec("llama_cpp", None)
+        module.llama_log_callback = ctypes.CFUNCTYPE(
+            None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p
+        )
+        module.llama_backend_init = lambda: None
+        module.llama_model_quantize_default_params = FakeQuantizeParams
+        module.llama_log_set = lambda callback, user: self.log_set.append(callback)
+        module.llama_model_quantize = self.quantize
+        logger = types.ModuleType("llama_cpp._logger")
+        logger.llama_log_callback = "llama-cpp-python's own"
+        self.modules = {"llama_cpp": module, "llama_cpp._logger": logger}
+
+    def quantize(self, source: bytes, target: bytes, params) -> int:
+        params = params._obj  # ctypes.byref(params)
+        self.calls.append((Path(source.decode()), Path(target.decode()), params.ftype))
+        self.log_set[-1](2, b"llama_model_quantize_impl: model size = 1.2 MB\n", None)
+        if self.code == 0:
+            Path(target.decode()).write_bytes(Path(source.decode()).read_bytes())
+        else:
+            self.log_set[-1](3, b"llama_model_quantize: failed to quantize: bad tensor\n", None)
+        return self.code
+
+
+def test_a_k_quant_is_llama_cpp_s_quantisation_of_tunedeck_s_f16_file(
+    tiny_run, tmp_path, monkeypatch
+) -> None:
+    fake = FakeLlamaCpp()
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    result = export_run(tiny_run, tmp_path / "out", kind="gguf", quant="q5_k_m")
+    [(source, target, ftype)] = fake.calls
+    assert ftype == 17  # LLAMA_FTYPE_MOSTLY_Q5_K_M
+    assert source.name == ".f16-for-llama-quantize.gguf" and target.name == "model-q5_k_m.gguf"
+    assert "model-q5_k_m.gguf" in result.files
+    assert not [name for name in result.files if "f16" in name]  # the f16 input is gone
+    assert "read back: 20 tensors" in result.notes[0]
+    # llama.cpp's log went to tunedeck while quantising, then back to llama-cpp-python's logger
+    assert fake.log_set[-1] == "llama-cpp-python's own"
+    assert "FROM ./model-q5_k_m.gguf\n" in (result.out / "Modelfile").read_text()
+    card = (result.out / "README.md").read_text()
+    assert "(q5_k_m)" in card and "llama-cli -m model-q5_k_m.gguf" in card
+    assert serve_line(result.notes, "llama.cpp: llama-server ") == [
+        "-m", str(result.out / "model-q5_k_m.gguf")
+    ]  # fmt: skip
+
+    failing = FakeLlamaCpp(code=1)
+    for name, module in failing.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    from engine.export.gguf.kquant import QuantizerError
+
+    with pytest.raises(QuantizerError) as info:
+        export_run(tiny_run, tmp_path / "bad", kind="gguf", quant="q6_k")
+    assert "could not quantise" in info.value.message and "(code 1)" in info.value.message
+    assert "failed to quantize: bad tensor" in info.value.message
+    assert not (tmp_path / "bad").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bad")]
+
+
+@pytest.mark.skipif(
+    not quantizer_available(),
+    reason="llama-cpp-python (the tunedeck[gguf] extra) is not installed",
+)
+def test_a_q4_k_m_export_loads_and_answers_in_llama_cpp(tiny_run, tmp_path) -> None:
+    from llama_cpp import Llama
+
+    result = export_run(tiny_run, tmp_path / "out", kind="gguf", quant="q4_k_m")
+    path = result.out / "model-q4_k_m.gguf"
+    reader = GGUFReader(path)
+    assert int(reader.get_field("general.file_type").contents()) == 15  # MOSTLY_Q4_K_M
+    llm = Llama(str(path), n_ctx=128, verbose=False)
+    out = llm.create_completion("The app crashes", max_tokens=8, temperature=0.0)
+    assert out["usage"]["completion_tokens"] > 0

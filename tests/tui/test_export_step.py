@@ -215,7 +215,19 @@ async def test_a_real_adapter_export_through_the_child_process(tmp_path: Path) -
 
 
 def test_q_cycles_the_gguf_type() -> None:
-    assert [next_quant(q) for q in ("f16", "q8_0", "q4_0")] == ["q8_0", "q4_0", "f16"]
+    cycle = ("f16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k")
+    assert [next_quant(q) for q in cycle] == [*cycle[1:], "f16"]
+
+
+def test_a_k_quant_says_what_it_needs_when_llama_cpp_is_missing(monkeypatch) -> None:
+    from tui.screens import export
+
+    monkeypatch.setattr(export, "quantizer_available", lambda: False)
+    line = export.quant_line("q4_k_m")
+    assert "Q4_K_M" in line and "Not installed here: pip install 'tunedeck[gguf]'" in line
+    assert "Not installed" not in export.quant_line("q4_0")
+    monkeypatch.setattr(export, "quantizer_available", lambda: True)
+    assert "Not installed" not in export.quant_line("q6_k")
 
 
 async def test_g_exports_gguf_with_the_chosen_type_and_shows_the_ollama_hint() -> None:

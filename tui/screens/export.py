@@ -27,7 +27,15 @@ from textual.worker import Worker, WorkerState
 
 from engine.core.events import ACTIVE_STATES
 from engine.export.exporter import KIND_TITLES, ExportKind, ExportResult
-from engine.export.gguf.options import DEFAULT_QUANT, QUANTS, Quant
+from engine.export.gguf.options import (
+    DEFAULT_QUANT,
+    GGUF_EXTRA,
+    K_QUANTS,
+    QUANT_NOTES,
+    QUANTS,
+    Quant,
+    quantizer_available,
+)
 from tui.backend import ExportBackend, RunsBackend
 from tui.paths import display_path, stylesheet
 from tui.screens.base import WizardScreen
@@ -39,7 +47,9 @@ WHAT = (
     "a: the adapter (PEFT directory, a few MB, loads on top of the base model) · "
     "f: the full model with the adapter merged in (the base reloaded in 16/32 bit, even "
     "after QLoRA) · g: that merged model as one GGUF file for llama.cpp, Ollama, LM Studio, "
-    "with an Ollama Modelfile (storage type {quant}; q cycles f16 · q8_0 · q4_0) · "
+    "with an Ollama Modelfile (storage type {quant}; q cycles "
+    + " · ".join(QUANTS)
+    + f"; {', '.join(K_QUANTS)} by llama.cpp's quantizer) · "
     "l: the adapter alone as a GGUF LoRA (llama-cli --lora, Ollama ADAPTER). All add a model "
     "card (README.md), the run report (REPORT.md) and a reproducibility bundle (tunedeck/). "
     "o: change the output directory."
@@ -49,6 +59,14 @@ WHAT = (
 def next_quant(quant: Quant) -> Quant:
     """The storage type after `quant`, round the list."""
     return QUANTS[(QUANTS.index(quant) + 1) % len(QUANTS)]
+
+
+def quant_line(quant: Quant) -> str:
+    """What the chosen storage type is, and what it needs when that is missing."""
+    line = f"GGUF storage type: {quant} ({QUANT_NOTES[quant]})"
+    if quant in K_QUANTS and not quantizer_available():
+        line += f". Not installed here: {GGUF_EXTRA}"
+    return line
 
 
 def suggest_out(run_id: str) -> Path:
@@ -202,7 +220,7 @@ class ExportScreen(WizardScreen):
         """Next GGUF storage type; the note under the table says which is chosen."""
         self.quant = next_quant(self.quant)
         self.query_one("#export-note", Static).update(WHAT.format(quant=self.quant))
-        self.notify(f"GGUF storage type: {self.quant}", timeout=2)
+        self.notify(quant_line(self.quant), timeout=3)
 
     def action_export(self, kind: ExportKind) -> None:
         out = self.query_one("#export-out", Input).value.strip()

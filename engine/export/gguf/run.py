@@ -3,7 +3,9 @@ with an Ollama Modelfile, written into the export's temporary directory.
 
 `check_gguf_export` runs before any work (no torch): an unsupported architecture is
 refused up front, naming it and the supported ones. The merge happens in memory (one copy
-of the model, 16/32-bit), and the GGUF is streamed from it tensor by tensor.
+of the model, 16/32-bit), and the GGUF is streamed from it tensor by tensor. A K-quant
+(q4_k_m, q5_k_m, q6_k) is that f16 file quantised by llama.cpp's own quantizer
+(engine.export.gguf.kquant), refused up front when the `tunedeck[gguf]` extra is missing.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from engine.config.build import TrainConfig
 from engine.core.layout import ADAPTER_DIR, DATA_DIR, TRAIN_FILE
@@ -21,10 +23,16 @@ from engine.export.gguf.modelfile import (
     default_system,
     render_modelfile,
 )
-from engine.export.gguf.options import Quant
+from engine.export.gguf.options import K_QUANTS, Quant, WrittenQuant
 from engine.export.gguf.tensors import gguf_architecture
 from engine.export.gguf.vocab import SOURCE_MARKER
-from engine.export.gguf.writer import GgufSummary, write_adapter_gguf, write_model_gguf
+from engine.export.gguf.writer import (
+    GgufCheckError,
+    GgufSummary,
+    read_summary,
+    write_adapter_gguf,
+    write_model_gguf,
+)
 from engine.export.merge import merged_model
 
 ProgressFn = Callable[[str, float], None]
@@ -37,6 +45,8 @@ def model_file_name(quant: Quant) -> str:
 
 
 ADAPTER_FILE = "lora-adapter-f16.gguf"
+F16_INTERMEDIATE = ".f16-for-llama-quantize.gguf"
+"""The f16 file a K-quant is made from, inside the export's temporary directory."""
 
 
 def base_config(cfg: TrainConfig) -> tuple[Path, dict[str, Any]]:
@@ -48,8 +58,13 @@ def base_config(cfg: TrainConfig) -> tuple[Path, dict[str, Any]]:
     return base, read_model_config(base)
 
 
-def check_gguf_export(cfg: TrainConfig) -> str:
-    """The GGUF architecture of the run's base model; raises before any work if unsupported."""
+def check_gguf_export(cfg: TrainConfig, quant: Quant | None = None) -> str:
+    """The GGUF architecture of the run's base model; raises before any work if it is
+    unsupported, or if `quant` needs llama.cpp's quantizer and it is not installed."""
+    from engine.export.gguf.kquant import check_quantizer
+
+    if quant is not None:
+        check_quantizer(quant)
     return gguf_architecture(base_config(cfg)[1])
 
 
@@ -67,13 +82,46 @@ def write_gguf_model(
         return merged_model(cfg, run_dir / ADAPTER_DIR).state_dict()
 
     name = model_file_name(quant)
-    summary = write_model_gguf(
-        merged_state, config, base, out / name, quant, f"{run_dir.name} ({cfg.model})",
-        lambda stage, fraction: say(stage, 0.2 + 0.7 * fraction),
-    )  # fmt: skip
+    title = f"{run_dir.name} ({cfg.model})"
+    if quant in K_QUANTS:
+        summary = _write_k_quant(merged_state, config, base, out / name, quant, title, say)
+    else:
+        summary = write_model_gguf(
+            merged_state, config, base, out / name, cast(WrittenQuant, quant), title,
+            lambda stage, fraction: say(stage, 0.2 + 0.6 * fraction),
+        )  # fmt: skip
     say("writing the Ollama Modelfile", 0.92)
     system_note = _write_modelfile(run_dir, cfg, base, out, f"./{name}", None)
     return [_read_back(summary), *system_note, ollama_hint(run_dir.name)]
+
+
+def _write_k_quant(
+    merged_state: Callable[[], Any], config: dict[str, Any], base: Path, path: Path,
+    quant: Quant, title: str, say: ProgressFn,
+) -> GgufSummary:  # fmt: skip
+    """tunedeck's f16 file, quantised by llama.cpp's own quantizer into `path`; the f16
+    file is deleted. The result is read back: the same tensors and vocabulary."""
+    from engine.export.gguf.kquant import quantize_gguf
+
+    f16 = path.with_name(F16_INTERMEDIATE)
+    written = write_model_gguf(
+        merged_state, config, base, f16, "f16", title,
+        lambda stage, fraction: say(stage, 0.2 + 0.5 * fraction),
+    )  # fmt: skip
+    try:
+        say(f"quantising to {quant} with llama.cpp", 0.75)
+        quantize_gguf(f16, path, quant)
+    finally:
+        f16.unlink(missing_ok=True)
+    summary = read_summary(path)
+    if summary.tensors != written.tensors or summary.vocab_size != written.vocab_size:
+        raise GgufCheckError(
+            f"{path.name} does not read back as the f16 file it was made from: "
+            f"{summary.tensors} tensors / {summary.vocab_size} tokens instead of "
+            f"{written.tensors} / {written.vocab_size}",
+            hint="nothing was exported; report this with llama-cpp-python's version",
+        )
+    return summary
 
 
 def write_gguf_adapter(run_dir: Path, cfg: TrainConfig, out: Path, say: ProgressFn) -> list[str]:

@@ -34,7 +34,7 @@ from gguf import (
 from gguf.quants import quant_shape_to_byte_shape, quantize
 
 from engine.core.errors import TunedeckError
-from engine.export.gguf.options import Quant
+from engine.export.gguf.options import WrittenQuant
 
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}
 """Hugging Face model_type -> GGUF architecture (llama.cpp converts Mistral as llama)."""
@@ -123,7 +123,7 @@ def head_dim(config: dict[str, Any]) -> int:
 
 
 def plan_tensors(
-    shapes: dict[str, tuple[int, ...]], config: dict[str, Any], arch: str, quant: Quant
+    shapes: dict[str, tuple[int, ...]], config: dict[str, Any], arch: str, quant: WrittenQuant
 ) -> list[TensorPlan]:
     """The GGUF tensors for a merged model's state dict (name -> shape), in its order.
 
@@ -150,7 +150,7 @@ def plan_tensors(
     return plans
 
 
-def tensor_type(name: str, shape: tuple[int, ...], quant: Quant) -> GGMLQuantizationType:
+def tensor_type(name: str, shape: tuple[int, ...], quant: WrittenQuant) -> GGMLQuantizationType:
     """Storage type of one tensor, as llama.cpp's converter and quantiser choose it."""
     if len(shape) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight"):
         return GGMLQuantizationType.F32
@@ -212,7 +212,7 @@ def llama3_rope_factors(config: dict[str, Any]) -> np.ndarray:
 
 
 def add_hyperparameters(
-    writer: GGUFWriter, config: dict[str, Any], arch: str, quant: Quant
+    writer: GGUFWriter, config: dict[str, Any], arch: str, quant: WrittenQuant
 ) -> None:
     """The `<arch>.*` keys llama.cpp reads to build the model, and the file type."""
     heads = int(config["num_attention_heads"])

@@ -34,9 +34,9 @@ from gguf import GGMLQuantizationType, GGUFType, GGUFWriter, Keys
 from engine.core.errors import TunedeckError
 from engine.export.gguf.header import GgufHeader, read_header
 from engine.export.gguf.tensors import (
-    Quant,
     TensorPlan,
     UnsupportedModelError,
+    WrittenQuant,
     add_hyperparameters,
     encode_tensor,
     gguf_architecture,
@@ -83,7 +83,7 @@ def write_model_gguf(
     config: dict[str, Any],
     tokenizer_dir: Path,
     path: Path,
-    quant: Quant,
+    quant: WrittenQuant,
     name: str,
     progress: ProgressFn | None = None,
 ) -> GgufSummary:
@@ -114,7 +114,7 @@ def write_model_gguf(
 
 def _write_state(
     writer: GGUFWriter, state: Mapping[str, Any], config: dict[str, Any], arch: str,
-    quant: Quant, say: ProgressFn,
+    quant: WrittenQuant, say: ProgressFn,
 ) -> list[TensorPlan]:  # fmt: skip
     shapes = {key: tuple(int(d) for d in tensor.shape) for key, tensor in state.items()}
     plans = plan_tensors(shapes, config, arch, quant)
