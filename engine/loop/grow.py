@@ -16,7 +16,7 @@ changes nothing. The output is a new file, written atomically, and never one of 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class GrowResult:
     """Already in the data: a no-op."""
     refused: list[Outcome] = field(default_factory=list)
     """Held-out examples: adding them would leak into training."""
+    lint: str = ""
+    """The lint of the written file, in one line (lint_line)."""
 
     def lines(self) -> list[str]:
         """What `tunedeck data add` prints about it."""
@@ -68,7 +70,17 @@ class GrowResult:
         if self.present:
             text.append(f"{len(self.present)} already in the data (nothing to add)")
         text += [f"refused #{o.index + 1} (line {o.line}): {o.how}" for o in self.refused]
-        return text
+        return text + ([self.lint] if self.lint else [])
+
+
+def lint_line(path: Path) -> str:
+    """The lint of a written dataset in one line: usable examples, errors, warnings."""
+    from engine.data.lint.linter import lint_file
+
+    report = lint_file(path)
+    errors, warnings = len(report.errors), len(report.warnings)
+    return (f"lint: {report.count} usable examples, {errors} error(s), {warnings} warning(s)"
+            f"{' (tunedeck lint FILE lists them)' if errors else ''}")  # fmt: skip
 
 
 def reviewed_answers(run_dir: Path, eval_set: str) -> list[tuple[int, str, str]]:
@@ -151,7 +163,7 @@ def grow_set(run_dir: Path, name: str, out: Path, overwrite: bool = False) -> Gr
         lines.append(example.to_dict())
         result.added.append(Outcome(index, line, how))
     _write(out, lines)
-    return result
+    return replace(result, lint=lint_line(out))
 
 
 def _leaks(run_dir: Path, eval_set: EvalSet) -> dict[int, str]:

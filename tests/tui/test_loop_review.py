@@ -12,6 +12,7 @@ from textual.widgets import Input, Static, TextArea
 
 from engine.config.build import from_preset, save_config, with_overrides
 from engine.data.formats import load_examples, write_chat_jsonl
+from engine.eval.answer_digest import NOT_JSON
 from engine.eval.metrics import METRICS_VERSION, POOL, pool_scores
 from engine.eval.options import EvalOptions, save_options
 from engine.eval.pool_summary import pool_summary
@@ -24,6 +25,7 @@ from tests.tui.conftest import SIZE, wait_until
 from tests.tui.test_evaluate import RUN_ID, EvalBackend, evaluate_app, open_evaluate
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.correction import CorrectionDialog
+from tui.dialogs.eval_detail import EvalDetailDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.screens.train import TrainScreen
 from tui.widgets.eval_table import EvalTableView
@@ -86,6 +88,9 @@ async def test_a_pool_is_reviewed_grown_and_trained_again(tmp_path: Path, monkey
         assert "no references: review to score" in summary
         cells = screen.query_one(EvalTableView).get_row_at(0)
         assert cells[3] == "— (pool)"
+        # at 80 columns the answer's label shows, not its first characters of JSON
+        assert cells[5] == "billing", cells
+        assert screen.query_one(EvalTableView).get_row_at(2)[5].startswith(NOT_JSON)
 
         await pilot.press("y")  # accept the first answer
         await wait_until(pilot, lambda: load_marks(run, name).get(0, {}).get("verdict")
@@ -107,6 +112,12 @@ async def test_a_pool_is_reviewed_grown_and_trained_again(tmp_path: Path, monkey
         summary = screen.query_one("#eval-summary")
         await wait_until(pilot, lambda: "1 accepted · 1 corrected (D: to a new dataset)"
                          in str(summary.render()), 10)  # fmt: skip
+        await pilot.press("enter")  # the detail: the correction, no diff with no reference
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, EvalDetailDialog), 10)
+        titles = [str(title.render()) for title in pilot.app.screen.query(".detail-title")]
+        assert "your answer (corrected)" in titles, titles
+        assert not pilot.app.screen.query("#detail-diff")
+        await pilot.press("escape")
         await pilot.press("w")  # a pool has no reference to fix
         await pilot.pause()
         assert not isinstance(pilot.app.screen, CorrectionDialog)
@@ -119,6 +130,7 @@ async def test_a_pool_is_reviewed_grown_and_trained_again(tmp_path: Path, monkey
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog), 10)
         message = str(pilot.app.screen.query_one("#confirm-message", Static).render())
         assert "40 training examples of the run + 2 added (1 accepted, 1 corrected)" in message
+        assert "lint: 42 usable examples, 0 error(s)" in message  # the grown file, linted
         await pilot.press("y")  # train the next run like this one
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, TrainScreen), 10)
     records = [json.loads(line) for line in grown.read_text().splitlines()]

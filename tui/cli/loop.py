@@ -184,39 +184,27 @@ def run_review(args: argparse.Namespace) -> int:
 
 def run_data_add(args: argparse.Namespace) -> int:
     """Grow the run's data from the reviewed pool and lint the result."""
-    from engine.data.lint.linter import lint_file
     from engine.loop.grow import grow_data
     from engine.runs.store import find_run
 
     run_dir = find_run(args.run)
     data = str(Path(args.data).expanduser().resolve())
     result = grow_data(run_dir, data, Path(args.out).expanduser(), args.force)
-    for line in result.lines():
+    for line in result.lines():  # the lint of the result last
         print(line)
-    print(_lint_line(lint_file(result.out)))
     print(f"next: tunedeck train --data {result.out} --like {run_dir.name}")
     return 0
 
 
 def run_data_fix(args: argparse.Namespace) -> int:
     """Write the corrected copy of the set's source file."""
-    from engine.data.lint.linter import lint_file
     from engine.loop.fix import fix_data
+    from engine.loop.grow import lint_line
     from engine.runs.store import find_run
 
     run_dir = find_run(args.run)
     result = fix_data(run_dir, args.eval_set, Path(args.out).expanduser(), args.force)
     print(result.text())
-    print(_lint_line(lint_file(result.out)))
+    print(lint_line(result.out))
     print(f"next: tunedeck train --data {result.out} --like {run_dir.name}")
     return 0
-
-
-def _lint_line(report: object) -> str:
-    errors = len(getattr(report, "errors", []))
-    warnings = len(getattr(report, "warnings", []))
-    count = getattr(report, "count", 0)
-    return (
-        f"lint: {count} usable examples, {errors} error(s), {warnings} warning(s)"
-        f"{'' if not errors else ' (tunedeck lint FILE lists them)'}"
-    )

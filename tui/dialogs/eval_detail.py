@@ -50,10 +50,16 @@ class EvalDetailDialog(ModalScreen[None]):
             box.border_title = f"Example {row.index + 1} (line {row.line})"
             box.border_subtitle = "escape closes"
             yield from self._section("prompt", row.prompt)
-            yield from self._section("reference", row.reference)
+            yield from self._section(
+                "reference", row.reference or "(none: a prompt pool; y accepts, c corrects)"
+            )
+            if row.fixed_reference:
+                yield from self._section("reference as corrected (w)", row.fixed_reference)
             for system, output in row.outputs.items():
                 yield from self._section(system_title(system), output)
-            if row.tuned is not None:
+            if row.verdict and row.answer:
+                yield from self._section(f"your answer ({row.verdict})", row.answer)
+            if row.tuned is not None and row.reference:
                 yield Static("fine-tuned vs reference  [-reference only-] {+answer only+}",
                              classes="detail-title", markup=False)  # fmt: skip
                 yield Static(diff_text(row.reference, row.tuned), id="detail-diff")

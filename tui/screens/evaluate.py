@@ -322,7 +322,9 @@ class EvaluateScreen(ReviewKeys, WizardScreen):
         kind = FILTERS[self.filter_index]
         key, descending = SORTS[self.sort_index]
         rows = sort_rows(filter_rows(table.rows, kind, self.search), key, descending=descending)
-        view.show_rows(rows, keep=current.index if current else None)
+        primary = (table.summary or {}).get("primary") or {}
+        pool_key = primary.get("key") if primary.get("kind") == "label" else None
+        view.show_rows(rows, keep=current.index if current else None, label_key=pool_key)
         search = f" · search “{self.search}”" if self.search else ""
         if self.evaluating:
             return

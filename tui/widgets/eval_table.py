@@ -108,10 +108,18 @@ class EvalTableView(DataTable[str]):
             return None
         return self.shown[min(self.cursor_row, len(self.shown) - 1)]
 
-    def show_rows(self, rows: Sequence[EvalRow], keep: int | None = None) -> None:
-        """Replace the rows; the cursor goes to example `keep` when it is still shown."""
+    def show_rows(
+        self, rows: Sequence[EvalRow], keep: int | None = None, label_key: str | None = None
+    ) -> None:
+        """Replace the rows; the cursor goes to example `keep` when it is still shown.
+
+        Args:
+            label_key: the run's label key, for rows without references (a prompt pool),
+                so that a narrow column shows the answer's label rather than its first
+                characters of JSON.
+        """
         self.shown = list(rows)
-        self.label_key = rows_label_key(self.shown)
+        self.label_key = rows_label_key(self.shown) or label_key
         self.clear()
         for row in self.shown:
             self.add_row(*self._cells(row), key=str(row.index))
@@ -126,7 +134,7 @@ class EvalTableView(DataTable[str]):
         key = self.label_key
 
         def digest(output: str | None) -> str | None:
-            return None if output is None else answer_digest(output, row.reference, key)
+            return None if output is None else answer_digest(output, row.reference or None, key)
 
         return [
             str(row.index + 1),
