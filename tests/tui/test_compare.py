@@ -116,7 +116,7 @@ async def test_space_marks_runs_and_c_opens_the_comparison(make_app) -> None:
         assert isinstance(app.screen, RunsScreen)  # one run is no comparison
         assert notified(app, "two or more")
 
-        await mark_rows(pilot, 1)  # NEW: marking order is column order
+        await mark_rows(pilot, 1)  # NEW
         await pilot.press("c")
         await settle(pilot)
         screen = app.screen
@@ -148,7 +148,7 @@ async def test_the_outcome_on_shared_test_files_and_t_cycles_them(make_app, tmp_
     app = make_app(backend=outcome_backend(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await listed(pilot)
-        await mark_rows(pilot, 2, 1)  # A: OLD, B: NEW
+        await mark_rows(pilot, 1, 2)  # NEW marked first: A is still OLD, the earlier run
         await pilot.press("c")
         await settle(pilot)
         screen = app.screen

@@ -48,7 +48,8 @@ class RunsScreen(WizardScreen):
     BINDINGS:
         enter: attach the Train screen to the highlighted run (history, then live)
         space: mark / unmark the highlighted run for comparison
-        c: compare the marked runs (two or more)
+        c: compare the marked runs (two or more), oldest first: A is the earliest run and
+           each later one is set against it
         d / delete: delete the highlighted run (asks first; refused while it trains)
         escape: back to the wizard step you came from
     """
@@ -212,8 +213,10 @@ class RunsScreen(WizardScreen):
         self._show_marks()
 
     def action_compare(self) -> None:
-        dirs = {info.id: info.dir for info in self.runs}
-        chosen = [dirs[run_id] for run_id in self.marked if run_id in dirs]
+        infos = {info.id: info for info in self.runs}
+        marked = [infos[run_id] for run_id in self.marked if run_id in infos]
+        # oldest first, whatever the marking order: the later runs are set against A
+        chosen = [info.dir for info in sorted(marked, key=lambda info: (info.created, info.id))]
         if len(chosen) < 2:
             self.notify("Mark two or more runs with space first.", severity="warning")
             return
