@@ -215,8 +215,10 @@ class RunsScreen(WizardScreen):
     def action_compare(self) -> None:
         infos = {info.id: info for info in self.runs}
         marked = [infos[run_id] for run_id in self.marked if run_id in infos]
-        # oldest first, whatever the marking order: the later runs are set against A
-        chosen = [info.dir for info in sorted(marked, key=lambda info: (info.created, info.id))]
+        # oldest first, whatever the marking order: the later runs are set against A. Run ids
+        # sort by creation time (engine.runs.store.new_run_id); `created` moves with each
+        # event a run writes, an evaluation's included.
+        chosen = [info.dir for info in sorted(marked, key=lambda info: info.id)]
         if len(chosen) < 2:
             self.notify("Mark two or more runs with space first.", severity="warning")
             return
