@@ -119,7 +119,8 @@ class EvalTableView(DataTable[str]):
                 characters of JSON.
         """
         self.shown = list(rows)
-        self.label_key = rows_label_key(self.shown) or label_key
+        found = rows_label_key(self.shown)  # "" is a key: the whole answer is the label
+        self.label_key = found if found is not None else label_key
         self.clear()
         for row in self.shown:
             self.add_row(*self._cells(row), key=str(row.index))
