@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,9 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from bench.outcome import bench_env, cli  # noqa: E402  (tunedeck subcommands, as outcome runs them)
 from bench.summary import Row, write_summary  # noqa: E402
 
-TUNEDECK = [sys.executable, "-m", "tui.cli"]
 DATA = "sample_data/support_tickets.jsonl"
 TEST = "sample_data/support_tickets_test.jsonl"
 QUANTS = ("f16", "q8_0", "q4_0", "q4_k_m")
@@ -67,15 +66,6 @@ class Side:
     size_mb: float | None = None
     labels: list[Any] = field(default_factory=list)
     """Each answer's label under the run's primary metric (None: not a label task)."""
-
-
-def cli(args: list[str], env: dict[str, str]) -> str:
-    """A tunedeck subcommand's stdout (its progress goes to our stderr)."""
-    done = subprocess.run([*TUNEDECK, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"tunedeck {' '.join(args)} failed with exit {done.returncode}")
-    return done.stdout
 
 
 def last_json(out: str) -> dict[str, Any]:
@@ -230,10 +220,7 @@ def main() -> int:
         home = str(run.parent.parent)
     else:
         home = tempfile.mkdtemp(prefix="tunedeck-llamacpp-")
-        user_models = Path(os.environ.get("TUNEDECK_HOME", "")) / "models"
-        if os.environ.get("TUNEDECK_HOME") and user_models.is_dir():
-            os.symlink(user_models, Path(home) / "models")
-    env = dict(os.environ, TUNEDECK_HOME=home, HF_HUB_OFFLINE="1")
+    env = bench_env(Path(home))
     os.environ["TUNEDECK_HOME"] = home
     if not args.run:
         print("== training the default flow on the tickets", file=sys.stderr, flush=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from bench.outcome import cli  # noqa: E402  (run a tunedeck subcommand, as outcome does)
+from bench.outcome import bench_env, cli  # noqa: E402  (tunedeck subcommands, as outcome runs them)
 from bench.summary import Row, write_summary  # noqa: E402
 
 
@@ -169,11 +168,7 @@ def main() -> int:
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(DATASETS)
     home = Path(args.home or tempfile.mkdtemp(prefix="tunedeck-loop-"))
-    home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, TUNEDECK_HOME=str(home), HF_HUB_OFFLINE="1")
-    user_models = Path(os.environ.get("TUNEDECK_HOME", "")) / "models"
-    if os.environ.get("TUNEDECK_HOME") and user_models.is_dir() and not (home / "models").exists():
-        os.symlink(user_models, home / "models")  # skip the ~20 s conversion
+    env = bench_env(home)
     rows = []
     for name in names:
         ds = DATASETS[name]

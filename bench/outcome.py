@@ -76,6 +76,17 @@ def cli(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
+def bench_env(home: Path) -> dict[str, str]:
+    """The environment of tunedeck commands run in `home` as TUNEDECK_HOME, offline; the
+    user's converted default model is linked in when their TUNEDECK_HOME has one (it skips
+    the ~20 s conversion)."""
+    home.mkdir(parents=True, exist_ok=True)
+    user_models = Path(os.environ.get("TUNEDECK_HOME", "")) / "models"
+    if os.environ.get("TUNEDECK_HOME") and user_models.is_dir() and not (home / "models").exists():
+        os.symlink(user_models, home / "models")
+    return dict(os.environ, TUNEDECK_HOME=str(home), HF_HUB_OFFLINE="1")
+
+
 def run_one(ds: Dataset, env: dict[str, str], quick: bool) -> dict[str, Any]:
     """Train with the defaults, then evaluate on the test file; the facts of both."""
     started = time.perf_counter()
@@ -184,11 +195,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the make-bench rows here")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(DATASETS)
-    home = tempfile.mkdtemp(prefix="tunedeck-outcome-")
-    env = dict(os.environ, TUNEDECK_HOME=home, HF_HUB_OFFLINE="1")
-    user_models = Path(os.environ.get("TUNEDECK_HOME", "")) / "models"
-    if os.environ.get("TUNEDECK_HOME") and user_models.is_dir():
-        os.symlink(user_models, Path(home) / "models")  # skip the ~20 s conversion
+    env = bench_env(Path(tempfile.mkdtemp(prefix="tunedeck-outcome-")))
     results, misses = [], {}
     for name in names:
         ds = DATASETS[name]
